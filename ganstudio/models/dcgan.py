@@ -1,0 +1,82 @@
+"""Convolutional G and D (Radford et al. 2015, "DCGAN"), after pytorch/examples' dcgan/main.py.
+
+The networks grow from, and shrink to, a start size s0 (7 x 7 for 28 px, else 4 x 4) in n = log2(size /
+s0) stride-2 steps: 28 px -> n = 2, 32 px -> n = 3, 64 px -> n = 4. Shape comments leave out the batch
+and give the 32 px case (n = 3) in brackets; ngf and ndf are the config's g_width and d_width.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from ganstudio.config import ModelConfig
+from ganstudio.models.common import d_dropout, d_norm
+
+
+def size_plan(image_size: int) -> tuple[int, int]:
+    """``(s0, n)``: the start size and the number of stride-2 layers between it and ``image_size``."""
+    s0 = 7 if image_size % 7 == 0 else 4
+    n = math.log2(image_size / s0)
+    if n < 1 or not n.is_integer():
+        raise ValueError(
+            f"data.image_size = {image_size} does not fit the dcgan architecture: it needs 7·2^n or "
+            f"4·2^n pixels (n ≥ 1), e.g. 28, 32 or 64")
+    return s0, int(n)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig, image_size: int, channels: int) -> None:
+        super().__init__()
+        self.z_dim = cfg.z_dim
+        s0, n = size_plan(image_size)
+        ngf = cfg.g_width
+        ch = ngf * 2 ** (n - 1)
+        layers: list[nn.Module] = [
+            # input is Z, z_dim x 1 x 1, going into a convolution
+            nn.ConvTranspose2d(cfg.z_dim, ch, s0, 1, 0, bias=False),  # BN's shift makes a bias redundant
+            nn.BatchNorm2d(ch),
+            nn.ReLU(True),
+            # state size. (ngf*2^(n-1)) x s0 x s0          [(ngf*4) x 4 x 4]
+        ]
+        for _ in range(n - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+            # state size. channels halve, side doubles    [(ngf*2) x 8 x 8, then ngf x 16 x 16]
+        layers += [
+            nn.ConvTranspose2d(ngf, channels, 4, 2, 1),
+            nn.Tanh(),
+            # state size. C x size x size                  [C x 32 x 32]
+        ]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.main(z.reshape(z.size(0), self.z_dim, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig, image_size: int, channels: int) -> None:
+        super().__init__()
+        s0, n = size_plan(image_size)
+        ch = cfg.d_width
+        layers: list[nn.Module] = [
+            # input is C x size x size                     [C x 32 x 32]
+            nn.Conv2d(channels, ch, 4, 2, 1),  # no norm on D's input layer (DCGAN §3)
+            nn.LeakyReLU(0.2, inplace=True),
+            # state size. ndf x size/2 x size/2            [ndf x 16 x 16]
+        ]
+        for _ in range(n - 1):
+            norms = d_norm(cfg.d_norm, ch * 2, conv=True)
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not norms), *norms,
+                       nn.LeakyReLU(0.2, inplace=True), *d_dropout(cfg.d_dropout)]
+            ch *= 2
+            # state size. channels double, side halves    [(ndf*2) x 8 x 8, then (ndf*4) x 4 x 4]
+        layers += [
+            nn.Conv2d(ch, 1, s0, 1, 0),
+            # state size. 1 x 1 x 1, a raw logit: the losses apply the sigmoid where they need one
+        ]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.main(x).reshape(-1)
