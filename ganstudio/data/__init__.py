@@ -1,0 +1,13 @@
+"""Datasets -> batches on the training device.
+
+``build_batches(cfg, batch_size=..., device=..., seed=...)`` gives endless training batches (in memory
+when the dataset fits ``data.memory_limit_mb``, else streamed); ``load_images(cfg)`` decodes a whole
+dataset for metrics. Every problem a person can fix is raised as :class:`DataError`.
+"""
+
+from ganstudio.data.base import DataError, ImageSet
+from ganstudio.data.batches import Batches, StreamBatches, TensorBatches, build_batches
+from ganstudio.data.sources import load_images
+
+__all__ = ["Batches", "DataError", "ImageSet", "StreamBatches", "TensorBatches", "build_batches",
+           "load_images"]

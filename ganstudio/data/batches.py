@@ -1,0 +1,218 @@
+"""Training batches on the device: in memory (:class:`TensorBatches`) or streamed (:class:`StreamBatches`).
+
+Both draw the same order: epoch ``e`` is the permutation ``randperm(N)`` from a generator seeded with
+``hash(seed, e)``, cut into ``N // batch_size`` batches (the last partial batch is dropped). So the
+whole data order is fixed by (seed, epoch, position), which is all ``state_dict`` needs to resume
+exactly, and the two implementations can stand in for each other across a resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ganstudio.config import DataConfig
+from ganstudio.data.base import DataError, ImageSet
+from ganstudio.data.decode import SkippedImage
+from ganstudio.data.sources import Source, open_source
+
+log = logging.getLogger(__name__)
+_MAX_FALLBACKS = 16  # a streamed file that fails to decode is replaced by one of the next 16 images
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 64-bit seed for one epoch's permutation; a hash keeps nearby (seed, epoch) pairs unrelated."""
+    digest = hashlib.blake2b(f"ganstudio-data:{seed}:{epoch}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def permutation(seed: int, epoch: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Epoch ``epoch``'s order of the ``n`` images (CPU int64), drawn with ``generator`` (re-seeded)."""
+    generator.manual_seed(epoch_seed(seed, epoch))
+    return torch.randperm(n, generator=generator)
+
+
+class Batches:
+    """Endless training batches; see the module docstring for the order they come in."""
+
+    in_memory: bool
+
+    def __init__(self, *, num_images: int, batch_size: int, image_size: int, channels: int,
+                 class_names: list[str] | None, warnings: list[str], device: torch.device | str,
+                 seed: int, name: str) -> None:
+        if batch_size > num_images:
+            raise DataError(f"train.batch_size = {batch_size} is larger than the {num_images} images of "
+                            f"{name}; lower the batch size or use more images")
+        self.num_images, self.batch_size = num_images, batch_size
+        self.image_size, self.channels = image_size, channels
+        self.class_names = class_names
+        self.num_classes = len(class_names) if class_names else None
+        self.warnings = warnings
+        self.device = torch.device(device)
+        self.batches_per_epoch = num_images // batch_size
+        self.epoch = 0  # completed passes over the data
+        self._position = 0  # batches already taken in the current epoch
+        self._seed = seed
+        # our own generator: drawing the order never touches (or depends on) the global RNG
+        self._generator = torch.Generator()
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """images float32 (B, C, H, W) in [-1, 1] and labels int64 (B,) (-1 = unlabelled), on the device."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release loader workers (streaming); the object can still be used, they restart on demand."""
+
+    def _advance(self) -> None:
+        self._position += 1
+        if self._position == self.batches_per_epoch:
+            self.epoch += 1
+            self._position = 0
+
+    def state_dict(self) -> dict:
+        """Plain ints: loads under ``torch.load(weights_only=True)``."""
+        return {"seed": self._seed, "epoch": self.epoch, "position": self._position,
+                "num_images": self.num_images, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where ``state`` was taken (the seed comes from ``state``)."""
+        for key in ("num_images", "batch_size"):
+            if int(state[key]) != getattr(self, key):
+                raise DataError(
+                    f"cannot resume the data order: the checkpoint was taken with {key} = {state[key]}, "
+                    f"this run has {getattr(self, key)}. Use the same data settings and batch size as "
+                    "the run that wrote the checkpoint")
+        self._seed, self.epoch, self._position = int(state["seed"]), int(state["epoch"]), int(state["position"])
+        self._restart()
+
+    def _restart(self) -> None:
+        """Forget anything drawn ahead of (epoch, position)."""
+
+
+class TensorBatches(Batches):
+    """The whole dataset as one uint8 tensor on the device; a batch is one gather, no host sync."""
+
+    in_memory = True
+
+    def __init__(self, data: ImageSet, *, batch_size: int, device: torch.device | str, seed: int,
+                 name: str = "the dataset") -> None:
+        n, channels, size, _ = data.images.shape
+        super().__init__(num_images=n, batch_size=batch_size, image_size=size, channels=channels,
+                         class_names=data.class_names, warnings=list(data.warnings), device=device,
+                         seed=seed, name=name)
+        self._images = data.images.to(self.device)  # the one host -> device copy of the pixels
+        labels = data.labels if data.labels is not None else torch.full((n,), -1, dtype=torch.long)
+        self._labels = labels.to(self.device)
+        self._order: torch.Tensor | None = None
+        self._order_epoch = -1
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._order_epoch != self.epoch:
+            # once per epoch: randperm on the CPU (the same order on every device), copied from pinned
+            # memory without blocking, so the CPU never waits for the device here either
+            order = permutation(self._seed, self.epoch, self.num_images, self._generator)
+            cuda = self.device.type == "cuda"
+            self._order = (order.pin_memory() if cuda else order).to(self.device, non_blocking=cuda)
+            self._order_epoch = self.epoch
+        start = self._position * self.batch_size
+        index = self._order[start:start + self.batch_size]  # Python ints only: no .item(), no sync
+        self._advance()
+        images = self._images.index_select(0, index).float().div_(127.5).sub_(1)
+        return images, self._labels.index_select(0, index)
+
+    def _restart(self) -> None:
+        self._order, self._order_epoch = None, -1
+
+
+class _SourceDataset(Dataset):
+    """Decodes one item per call in a loader worker; a file that fails is replaced by a later one."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self.source)
+        for offset in range(min(n, _MAX_FALLBACKS)):
+            try:
+                image = self.source.item((index + offset) % n)
+            except SkippedImage as bad:  # found only now: the header looked fine when the set was opened
+                log.warning("skipped %s while streaming; using the next image instead", bad)
+                continue
+            return image, self.source.label((index + offset) % n)
+        raise DataError(f"{_MAX_FALLBACKS} images in a row from {self.source.name} could not be decoded "
+                        f"(from index {index}); check the files")
+
+
+class _EpochBatchSampler:
+    """Yields batches of indices forever, in the order of :func:`epoch_seed`, from (epoch, position)."""
+
+    def __init__(self, batches: Batches, epoch: int, position: int) -> None:
+        self.seed, self.generator, self.num_images = batches._seed, batches._generator, batches.num_images
+        self.per_epoch, self.batch_size = batches.batches_per_epoch, batches.batch_size
+        self.epoch, self.position = epoch, position
+
+    def __iter__(self):
+        epoch, position = self.epoch, self.position
+        while True:
+            order = permutation(self.seed, epoch, self.num_images, self.generator).tolist()
+            for b in range(position, self.per_epoch):
+                yield order[b * self.batch_size:(b + 1) * self.batch_size]
+            epoch, position = epoch + 1, 0
+
+
+class StreamBatches(Batches):
+    """A DataLoader decoding per item in ``workers`` processes; for datasets too large to keep in memory."""
+
+    in_memory = False
+
+    def __init__(self, source: Source, *, batch_size: int, device: torch.device | str, seed: int,
+                 workers: int = 0) -> None:
+        super().__init__(num_images=len(source), batch_size=batch_size, image_size=source.size,
+                         channels=source.channels, class_names=source.class_names,
+                         warnings=list(source.warnings), device=device, seed=seed, name=source.name)
+        self._dataset = _SourceDataset(source)
+        self._workers = workers
+        self._iterator = None
+
+    def _loader(self) -> DataLoader:
+        sampler = _EpochBatchSampler(self, self.epoch, self._position)
+        return DataLoader(
+            self._dataset, batch_sampler=sampler, num_workers=self._workers,
+            pin_memory=self.device.type == "cuda",  # pinned pages let the copy below overlap compute
+            # the loader draws its workers' base seed from this generator, not from the global RNG
+            generator=torch.Generator().manual_seed(self._seed))
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._iterator is None:  # starting workers costs ~0.1-1 s; once per run or resume
+            self._iterator = iter(self._loader())
+        images, labels = next(self._iterator)
+        self._advance()
+        images = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+        return images, labels.to(self.device, non_blocking=True)
+
+    def _restart(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()  # otherwise the workers live until garbage collection
+
+
+def build_batches(cfg: DataConfig, *, batch_size: int, device: torch.device | str, seed: int) -> Batches:
+    """In memory when N x C x H x W bytes fit in ``cfg.memory_limit_mb`` MiB, else streamed."""
+    source = open_source(cfg)
+    nbytes = len(source) * cfg.channels * cfg.image_size ** 2
+    if nbytes <= cfg.memory_limit_mb * 2 ** 20:
+        return TensorBatches(source.decode_all(), batch_size=batch_size, device=device, seed=seed,
+                             name=source.name)
+    log.info("%s needs %.0f MiB > data.memory_limit_mb = %d: streaming it with %d workers",
+             source.name, nbytes / 2 ** 20, cfg.memory_limit_mb, cfg.workers)
+    return StreamBatches(source.checked(), batch_size=batch_size, device=device, seed=seed,
+                         workers=cfg.workers)
