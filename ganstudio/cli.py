@@ -1,0 +1,175 @@
+"""``ganstudio``: the studio window, and the headless commands train, sample and presets."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from ganstudio import __version__
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        print("The studio window is not built yet; use the headless commands "
+              "(ganstudio train --help).", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.func(args)
+    except Exception as err:  # noqa: BLE001 - one readable line unless --debug
+        if args.debug:
+            raise
+        from ganstudio.config import ConfigError
+
+        print(f"ganstudio {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, ConfigError) else EXIT_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganstudio", description="Train and inspect GANs. With no command, "
+                                     "opens the studio window.")
+    parser.add_argument("--version", action="version", version=f"ganstudio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model headless", description="Train headless; Ctrl-C saves "
+                           "a checkpoint and exits. Prints the run folder at the end.")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--config", type=Path, help="a run config TOML file")
+    source.add_argument("--preset", help="a bundled preset (see `ganstudio presets`); default dcgan-fashion")
+    source.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="override a config field, e.g. --set optim.lr_g=1e-4 (repeatable)")
+    train.add_argument("--steps", type=int, help="stop at this many total generator steps")
+    train.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this much training time")
+    train.add_argument("--run-dir", type=Path, help="folder for this run (default: runs/NAME-TIMESTAMP)")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    train.add_argument("--seed", type=int, help="random seed")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    sample = sub.add_parser("sample", help="generate images from a trained run",
+                            description="OUT ending in .png writes one grid; otherwise a folder of N PNG files.")
+    sample.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (or a checkpoint file)")
+    sample.add_argument("-n", type=int, default=64, help="how many images (default 64)")
+    sample.add_argument("-o", "--out", type=Path, required=True, help="grid .png or output folder")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    sample.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
+    sample.set_defaults(func=cmd_sample)
+
+    presets = sub.add_parser("presets", help="list the bundled presets")
+    presets.set_defaults(func=cmd_presets)
+    return parser
+
+
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    for flag, key in (("steps", "train.steps"), ("max_time", "train.max_time"), ("device", "train.device"),
+                      ("seed", "train.seed")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganstudio.config import RunConfig, load_preset
+    from ganstudio.engine import Control, RunDir, Trainer
+
+    overrides = _train_overrides(args)
+    if args.resume:
+        trainer = Trainer.resume(args.resume, overrides)
+    else:
+        config = RunConfig.load(args.config, overrides) if args.config else \
+            load_preset(args.preset or "dcgan-fashion", overrides)
+        run_dir = RunDir(args.run_dir) if args.run_dir else RunDir.new("runs", config.name)
+        if run_dir.last_checkpoint.exists():
+            raise FileExistsError(f"{run_dir.path} already holds a run; continue it with --resume {run_dir.path}")
+        trainer = Trainer(config, run_dir)
+    for warning in trainer.batches.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    control = Control()
+    previous = signal.signal(signal.SIGINT, _stop_on_interrupt(control))
+    progress = _Progress(trainer, enabled=not args.quiet)
+    try:
+        finished = trainer.run(control, [progress])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+    print(f"run folder: {finished.run_dir} (step {finished.step}, {finished.reason})")
+    return 0
+
+
+def _stop_on_interrupt(control):
+    def handler(signum, frame):
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        control.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return handler
+
+
+class _Progress:
+    """tqdm bar fed by the Trainer's events (updated at logging intervals)."""
+
+    def __init__(self, trainer, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=trainer.config.train.steps, initial=trainer.global_step, unit="step",
+                        disable=not enabled, dynamic_ncols=True)
+
+    def __call__(self, event) -> None:
+        from ganstudio.engine import StepStats, TrainWarning
+
+        if isinstance(event, StepStats):
+            self.bar.update(event.step - self.bar.n)
+            self.bar.set_postfix(loss_d=f"{event.loss_d:.3f}", loss_g=f"{event.loss_g:.3f}",
+                                 img_s=f"{event.images_per_s:.0f}", refresh=False)
+        elif isinstance(event, TrainWarning):
+            self.bar.write(f"warning (step {event.step}): {event.message}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ganstudio.engine.inference import generate, load_generator, seeded_noise
+    from ganstudio.engine.rundir import save_grid
+    from ganstudio.fileio import atomic_write
+
+    if args.n < 1:
+        raise ValueError(f"-n must be at least 1, got {args.n}")
+    config, g = load_generator(args.run_dir, args.checkpoint)
+    images = generate(g, seeded_noise(args.n, config.model.z_dim, args.seed))
+    if args.out.suffix.lower() == ".png":
+        save_grid(images, args.out)
+        print(f"wrote a grid of {args.n} images to {args.out}")
+        return 0
+    from PIL import Image
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        atomic_write(args.out / f"sample_{i:05d}.png", lambda f, pil=pil: pil.save(f, format="PNG"))
+    print(f"wrote {args.n} images to {args.out}/")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from ganstudio.config import preset_description, preset_names
+
+    names = preset_names()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {preset_description(name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The thread-safe remote control a running Trainer reads once per step.
+
+The studio's worker thread is busy inside ``Trainer.run`` and never runs queued Qt slots, so commands
+travel through this object instead (a lock, a condition and a queue), which also keeps the engine free
+of Qt. Every method may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+StepKind = Literal["both", "d", "g"]
+Action = Literal["both", "d", "g", "wait"]  # "wait": nothing to run yet, ask again
+
+
+class Control:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._paused = False
+        self._stopped = False
+        self._single_steps: list[StepKind] = []
+        self._changes: list[tuple[str, Any]] = []
+
+    # --- commands -----------------------------------------------------------------------------------
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def step_once(self, kind: StepKind = "both") -> None:
+        """While paused: run exactly one step (a full D+G step, D only or G only), then stay paused."""
+        with self._cond:
+            self._single_steps.append(kind)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def set_hparam(self, key: str, value: Any) -> None:
+        """Change a live config field (e.g. ``optim.lr_g``); it takes effect before the next step."""
+        with self._cond:
+            self._changes.append((key, value))
+            self._cond.notify_all()
+
+    # --- state --------------------------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        with self._cond:
+            return self._paused
+
+    @property
+    def stopped(self) -> bool:
+        with self._cond:
+            return self._stopped
+
+    # --- read by the training loop --------------------------------------------------------------------
+    def take_changes(self) -> list[tuple[str, Any]]:
+        with self._cond:
+            changes, self._changes = self._changes, []
+            return changes
+
+    def next_step(self, timeout: float | None = None) -> Action | None:
+        """Block while paused; return the kind of step to run next, or None once stopped.
+
+        A paused loop returns "wait" when a hyperparameter change arrives (so it applies at once) or
+        after ``timeout`` seconds (so the caller can do housekeeping).
+        """
+        with self._cond:
+            while not self._stopped:
+                if self._single_steps:
+                    return self._single_steps.pop(0)
+                if not self._paused:
+                    return "both"
+                if self._changes or not self._cond.wait(timeout):
+                    return "wait"
+            return None

@@ -1,0 +1,68 @@
+"""What the Trainer reports: plain dataclasses of floats, ints, strings and uint8 numpy arrays.
+
+Nothing here holds a tensor, so events can cross threads (the studio's worker) or be written to disk
+as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Means over the steps since the last report (``steps`` of them), ending at ``step``."""
+
+    step: int
+    epoch: int
+    loss_d: float
+    loss_g: float
+    d_real: float  # D(x): mean sigmoid for probability losses, else mean raw score
+    d_fake: float  # D(G(z)), measured in the D step
+    grad_norm_d: float
+    grad_norm_g: float
+    lr_d: float
+    lr_g: float
+    images_per_s: float
+    wall_time: float  # seconds since this run (or its resume) began
+    steps: int = 1
+    extra: dict[str, float] = field(default_factory=dict)  # loss-specific terms, e.g. the gradient penalty
+
+    def to_json(self) -> dict:
+        row = asdict(self)
+        row.update(row.pop("extra"))
+        return row
+
+
+@dataclass(frozen=True)
+class Samples:
+    step: int
+    images: np.ndarray  # uint8 (N, H, W, C)
+    path: Path | None = None  # the grid PNG written to the run folder, when there is one
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class TrainWarning:
+    step: int
+    kind: str  # "nan", "checkpoint", "data", ...
+    message: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    step: int
+    reason: str  # "steps", "time", "stopped", "error"
+    run_dir: Path | None
+    error: str | None = None
+
+
+Event = StepStats | Samples | CheckpointSaved | TrainWarning | RunFinished

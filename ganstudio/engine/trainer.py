@@ -1,0 +1,224 @@
+"""The Trainer: builds data, models and optimizers from a RunConfig and trains them.
+
+``step()`` and ``sample()`` are for interactive use and tests; ``run(control, callbacks)`` is the loop
+the CLI and the studio drive. The loop is in ``engine/loop.py``; this file holds the state.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ganstudio.config import ConfigError, RunConfig, from_dict, is_live
+from ganstudio.data import build_batches
+from ganstudio.engine import checkpoint
+from ganstudio.engine.events import StepStats
+from ganstudio.engine.gan import GanStrategy
+from ganstudio.engine.rundir import RunDir
+from ganstudio.engine.stats import StatsAccumulator
+from ganstudio.models import build_models
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, out of memory, ...); the message says what to try."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run_dir: str | Path | RunDir | None = None) -> None:
+        self.config = config
+        train = config.train
+        self.device = resolve_device(train.device)
+        if train.threads:
+            torch.set_num_threads(train.threads)  # process-wide; part of what makes a resume bit-exact
+        random.seed(train.seed)
+        np.random.seed(train.seed % 2**32)
+        torch.manual_seed(train.seed)
+
+        self.batches = build_batches(config.data, batch_size=train.batch_size, device=self.device, seed=train.seed)
+        self.g, self.d = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
+        self._memory_format = torch.channels_last if train.channels_last and config.model.arch != "mlp" \
+            else torch.contiguous_format
+        self.g.to(self.device, memory_format=self._memory_format)
+        self.d.to(self.device, memory_format=self._memory_format)
+        self.opt_g = _optimizer(config, self.g.parameters(), config.optim.lr_g)
+        self.opt_d = _optimizer(config, self.d.parameters(), config.optim.lr_d)
+
+        # The Trainer's own generators: noise and penalties never draw from (or shift) the global RNG.
+        self.noise_rng = torch.Generator(self.device).manual_seed(train.seed + 1)
+        self.penalty_rng = torch.Generator(self.device).manual_seed(train.seed + 2)
+        fixed = torch.Generator().manual_seed(train.seed + 3)
+        self.fixed_noise = torch.randn(train.num_samples, config.model.z_dim, generator=fixed).to(self.device)
+
+        self.global_step = 0
+        self.elapsed = 0.0  # training seconds in earlier sessions of this run (kept across resumes)
+        self.strategy = GanStrategy(config, self.g, self.d, self.opt_g, self.opt_d, self.noise, self.penalty_rng)
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+
+    # --- one step ---------------------------------------------------------------------------------
+    def noise(self, n: int) -> Tensor:
+        return torch.randn(n, self.config.model.z_dim, device=self.device, generator=self.noise_rng)
+
+    def next_batch(self) -> tuple[Tensor, Tensor]:
+        images, labels = self.batches.next()
+        return images.contiguous(memory_format=self._memory_format), labels
+
+    def train_step(self, kind: str = "both") -> dict[str, Tensor]:
+        """One update; figures stay on the device. Counts as a step unless it is D only."""
+        stats = self.strategy.train_step(self.next_batch, kind)
+        if kind != "d":
+            self.global_step += 1
+        return stats
+
+    def step(self, kind: str = "both") -> StepStats:
+        """One update, its figures read back at once (a host-device sync: the loop avoids this)."""
+        acc = StatsAccumulator()
+        acc.add(self.train_step(kind), self.config.train.batch_size)
+        return self.make_stats(acc.means(), acc, seconds=0.0)
+
+    def make_stats(self, means: dict[str, float], acc: StatsAccumulator, seconds: float) -> StepStats:
+        nan = float("nan")
+        core = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
+        return StepStats(
+            step=self.global_step, epoch=self.batches.epoch,
+            **{k: means.get(k, nan) for k in core},
+            lr_d=self.opt_d.param_groups[0]["lr"], lr_g=self.opt_g.param_groups[0]["lr"],
+            images_per_s=acc.images / seconds if seconds > 0 else 0.0,
+            wall_time=self.elapsed, steps=acc.steps,
+            extra={k: v for k, v in means.items() if k not in core},
+        )
+
+    # --- sampling ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, z: Tensor | None = None, labels: Tensor | None = None, *, n: int | None = None,
+               seed: int | None = None) -> np.ndarray:
+        """uint8 (N, H, W, C) images from ``z``, from noise of ``seed`` (n images), or the fixed noise.
+
+        Runs G in eval mode and touches no RNG or training state, so sampling never changes a run.
+        """
+        if z is None:
+            if seed is None:
+                z = self.fixed_noise if n is None else self.fixed_noise[:n]
+            else:
+                gen = torch.Generator().manual_seed(seed)
+                z = torch.randn(n or self.config.train.num_samples, self.config.model.z_dim, generator=gen)
+        was_training = self.g.training
+        self.g.eval()
+        try:
+            images = self.g(z.to(self.device))
+        finally:
+            self.g.train(was_training)
+        return to_uint8(images)
+
+    # --- live changes -----------------------------------------------------------------------------
+    def set_hparam(self, key: str, value: Any) -> None:
+        """Change one live field (``optim.lr_g`` …); applies from the next step. ConfigError if not allowed."""
+        if not is_live(key):
+            raise ConfigError(f"{key} cannot change while a run is going; stop, edit the config and start again")
+        self.config = self.config.updated(key, value, source="live change")
+        self.strategy.config = self.config
+        self.apply_hparams()
+
+    def apply_hparams(self) -> None:
+        """Push the config's optimizer settings into the optimizers (the config is the truth)."""
+        o = self.config.optim
+        for opt, lr in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
+            for group in opt.param_groups:
+                group["lr"], group["weight_decay"] = lr, o.weight_decay
+                if "betas" in group:
+                    group["betas"] = (o.beta1, o.beta2)
+                if "momentum" in group:
+                    group["momentum"] = o.momentum
+
+    # --- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "g": self.g.state_dict(), "d": self.d.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "data": self.batches.state_dict(),
+            "noise_rng": self.noise_rng.get_state(), "penalty_rng": self.penalty_rng.get_state(),
+            "fixed_noise": self.fixed_noise, "step": self.global_step, "elapsed": self.elapsed,
+            "rng": checkpoint.rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.g.load_state_dict(state["g"])
+        self.d.load_state_dict(state["d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.batches.load_state_dict(state["data"])
+        self.noise_rng.set_state(state["noise_rng"].cpu())
+        self.penalty_rng.set_state(state["penalty_rng"].cpu())
+        self.fixed_noise = state["fixed_noise"].to(self.device)
+        self.global_step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        checkpoint.set_rng_state(state["rng"])
+        self.apply_hparams()
+
+    def snapshot(self) -> dict[str, Any]:
+        """An in-memory copy of the whole state (the NaN guard's last good point)."""
+        return copy.deepcopy(self.state_dict())
+
+    def save_checkpoint(self, path: Path | None = None) -> Path:
+        """Write the full state atomically (default: the run folder's checkpoints/last.pt)."""
+        if path is None:
+            if self.run_dir is None:
+                raise ValueError("save_checkpoint needs a path when the Trainer has no run folder")
+            path = self.run_dir.last_checkpoint
+        checkpoint.save(path, {"config": self.config.model_dump(mode="json"), "step": self.global_step,
+                               "state": self.state_dict()})
+        return path
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: list[str] = (), checkpoint_path: Path | None = None) -> Trainer:
+        """Continue a run folder from its last checkpoint (config overrides, e.g. ``train.steps=N``)."""
+        run = RunDir(run_dir)
+        payload = checkpoint.load(checkpoint_path or run.last_checkpoint)
+        try:
+            config = from_dict(payload["config"], source=f"checkpoint {run.last_checkpoint}")
+        except ConfigError as err:
+            raise checkpoint.CheckpointError(f"the checkpoint's config is not valid for this ganstudio: {err}")
+        trainer = cls(config.with_overrides(list(overrides)), run)
+        try:
+            trainer.load_state_dict(payload["state"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {run.last_checkpoint} does not match its config (wrong shapes or keys): {err}"
+            ) from err
+        return trainer
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def run(self, control=None, callbacks: list[Callable] = ()):
+        """Train until the step or time budget, or ``control.stop()``; see engine/loop.py."""
+        from ganstudio.engine.loop import TrainingLoop
+
+        return TrainingLoop(self, control, list(callbacks)).run()
+
+
+def to_uint8(images: Tensor) -> np.ndarray:
+    """[-1, 1] float (N, C, H, W) -> uint8 (N, H, W, C) numpy."""
+    images = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def _optimizer(config: RunConfig, params, lr: float) -> torch.optim.Optimizer:
+    o = config.optim
+    if o.name == "adam":
+        # fused: one kernel for all parameters (CPU and CUDA), cheaper than the per-tensor loop
+        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay, fused=True)
+    if o.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)

@@ -1,0 +1,98 @@
+"""The loop driven from another thread, as the studio's worker does it."""
+
+import threading
+import time
+
+import pytest
+
+from ganstudio.engine import Control, RunDir, StepStats, Trainer
+
+
+def _wait_until(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def running(tiny_config, tmp_path):
+    """A Trainer running in a thread; yields (trainer, control, events, thread)."""
+    trainer = Trainer(tiny_config.updated("train.sample_every", 1000), tmp_path / "run")
+    control, events = Control(), []
+    thread = threading.Thread(target=trainer.run, args=(control, [events.append]), daemon=True)
+    thread.start()
+    yield trainer, control, events, thread
+    control.stop()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_pause_stops_steps_resume_continues(running):
+    trainer, control, events, _ = running
+    _wait_until(lambda: trainer.global_step >= 2)
+    control.pause()
+    _wait_until(lambda: any(isinstance(e, StepStats) for e in events[-1:]) and control.paused)
+    time.sleep(0.05)  # let the step in flight (if any) finish
+    frozen = trainer.global_step
+    time.sleep(0.3)
+    assert trainer.global_step == frozen
+    control.resume()
+    _wait_until(lambda: trainer.global_step >= frozen + 2)
+
+
+def test_step_once_advances_exactly_one_step(running):
+    trainer, control, events, _ = running
+    _wait_until(lambda: trainer.global_step >= 1)
+    control.pause()
+    time.sleep(0.2)  # the step in flight, if any, ends
+    before = trainer.global_step
+    control.step_once()
+    _wait_until(lambda: any(isinstance(e, StepStats) and e.step == before + 1 for e in events))
+    time.sleep(0.3)
+    assert trainer.global_step == before + 1
+    control.step_once("d")  # D only: no generator step
+    time.sleep(0.3)
+    assert trainer.global_step == before + 1
+
+
+def test_stop_ends_run_and_writes_checkpoint(running):
+    trainer, control, events, thread = running
+    _wait_until(lambda: trainer.global_step >= 2)
+    control.stop()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert events[-1].reason == "stopped"
+    assert RunDir(trainer.run_dir.path).last_checkpoint.is_file()
+
+
+def test_live_lr_change_shows_in_metrics(running):
+    trainer, control, events, thread = running
+    _wait_until(lambda: trainer.global_step >= 2)
+    control.set_hparam("optim.lr_g", 1e-3)
+    _wait_until(lambda: any(isinstance(e, StepStats) and e.lr_g == 1e-3 for e in events))
+    control.stop()
+    thread.join(30)
+    rows = trainer.run_dir.read_metrics()
+    assert rows[0]["lr_g"] == 2e-4 and rows[-1]["lr_g"] == 1e-3
+    assert "lr_g = 0.001" in trainer.run_dir.config_path.read_text()
+
+
+def test_locked_field_change_is_refused_with_warning(running):
+    trainer, control, events, _ = running
+    control.set_hparam("model.arch", "mlp")
+    _wait_until(lambda: any(getattr(e, "kind", None) == "config" for e in events))
+    assert trainer.config.model.arch == "dcgan"
+
+
+def test_rapid_pause_resume_toggles_do_not_deadlock(running):
+    trainer, control, _, thread = running
+    for i in range(200):
+        control.pause() if i % 2 == 0 else control.resume()
+    control.resume()
+    start = trainer.global_step
+    _wait_until(lambda: trainer.global_step > start)
+    control.stop()
+    thread.join(30)
+    assert not thread.is_alive()
