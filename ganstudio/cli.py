@@ -102,6 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         progress.close()
+        trainer.close()
     print(f"run folder: {finished.run_dir} (step {finished.step}, {finished.reason})")
     return 0
 

@@ -63,3 +63,27 @@ def test_module_entry_point_exit_code():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no preset named 'nope'" in result.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "ganstudio", "train", *TINY, "--run-dir", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "metrics.jsonl").exists():  # training has begun
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "stopped" in out and "saving a checkpoint" in err
+    from ganstudio.engine import checkpoint
+
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["step"] >= 1

@@ -32,6 +32,7 @@ class TrainingLoop:
         self.good = None  # the last state known to be finite
         self.rollbacks = 0
         self.started = self.mark = time.perf_counter()
+        self.paused_for = 0.0  # seconds spent paused: not training time, for budgets and wall_time
         self.elapsed0 = trainer.elapsed
 
     def emit(self, event: Event) -> None:
@@ -49,11 +50,15 @@ class TrainingLoop:
                 reason = self._budget_reached()
                 if reason:
                     break
+                waited = time.perf_counter()
                 action = self.control.next_step(timeout=0.1)
                 if action is None:
                     reason = "stopped"
                     break
                 if action == "wait":
+                    idle = time.perf_counter() - waited
+                    self.paused_for += idle
+                    self.mark += idle  # images/s counts training time only
                     if self.acc.steps:
                         self._report()  # show a paused run's last figures at once
                     continue
@@ -84,9 +89,12 @@ class TrainingLoop:
         train = self.t.config.train
         if train.steps is not None and self.t.global_step >= train.steps:
             return "steps"
-        if train.max_time is not None and time.perf_counter() - self.started >= train.max_time:
+        if train.max_time is not None and self._training_time() >= train.max_time:
             return "time"
         return None
+
+    def _training_time(self) -> float:
+        return time.perf_counter() - self.started - self.paused_for
 
     def _apply_changes(self) -> None:
         for key, value in self.control.take_changes():
@@ -109,7 +117,7 @@ class TrainingLoop:
             self._rollback(means)
             return False
         now = time.perf_counter()
-        t.elapsed = self.elapsed0 + (now - self.started)
+        t.elapsed = self.elapsed0 + self._training_time()
         stats = t.make_stats(means, self.acc, seconds=now - self.mark)
         self.acc.reset()
         self.mark = now

@@ -200,6 +200,10 @@ class Trainer:
             ) from err
         return trainer
 
+    def close(self) -> None:
+        """Release what outlives a run: a streaming dataset's loader workers."""
+        self.batches.close()
+
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, control=None, callbacks: list[Callable] = ()):
         """Train until the step or time budget, or ``control.stop()``; see engine/loop.py."""
