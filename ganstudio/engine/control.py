@@ -21,6 +21,7 @@ class Control:
         self._stopped = False
         self._single_steps: list[StepKind] = []
         self._changes: list[tuple[str, Any]] = []
+        self._idle = False  # the loop is blocked in next_step() because it is paused
 
     # --- commands -----------------------------------------------------------------------------------
     def pause(self) -> None:
@@ -73,11 +74,21 @@ class Control:
         after ``timeout`` seconds (so the caller can do housekeeping).
         """
         with self._cond:
-            while not self._stopped:
-                if self._single_steps:
-                    return self._single_steps.pop(0)
-                if not self._paused:
-                    return "both"
-                if self._changes or not self._cond.wait(timeout):
-                    return "wait"
-            return None
+            try:
+                while not self._stopped:
+                    if self._single_steps:
+                        return self._single_steps.pop(0)
+                    if not self._paused:
+                        return "both"
+                    self._idle = True
+                    self._cond.notify_all()
+                    if self._changes or not self._cond.wait(timeout):
+                        return "wait"
+                return None
+            finally:
+                self._idle = False
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the loop sits paused with every requested single step done; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._idle and not self._single_steps, timeout)

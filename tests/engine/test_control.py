@@ -29,32 +29,36 @@ def running(tiny_config, tmp_path):
     assert not thread.is_alive()
 
 
+def _pause(trainer, control, at_least=1):
+    _wait_until(lambda: trainer.global_step >= at_least)
+    control.pause()
+    assert control.wait_idle(30)
+    return trainer.global_step
+
+
 def test_pause_stops_steps_resume_continues(running):
     trainer, control, events, _ = running
-    _wait_until(lambda: trainer.global_step >= 2)
-    control.pause()
-    _wait_until(lambda: any(isinstance(e, StepStats) for e in events[-1:]) and control.paused)
-    time.sleep(0.05)  # let the step in flight (if any) finish
-    frozen = trainer.global_step
-    time.sleep(0.3)
+    frozen = _pause(trainer, control, 2)
+    time.sleep(0.3)  # a window in which a running loop would take several steps
     assert trainer.global_step == frozen
+    assert isinstance(events[-1], StepStats) and events[-1].step == frozen  # figures flushed on pause
     control.resume()
     _wait_until(lambda: trainer.global_step >= frozen + 2)
 
 
 def test_step_once_advances_exactly_one_step(running):
     trainer, control, events, _ = running
-    _wait_until(lambda: trainer.global_step >= 1)
-    control.pause()
-    time.sleep(0.2)  # the step in flight, if any, ends
-    before = trainer.global_step
+    before = _pause(trainer, control)
     control.step_once()
-    _wait_until(lambda: any(isinstance(e, StepStats) and e.step == before + 1 for e in events))
-    time.sleep(0.3)
+    assert control.wait_idle(30)
     assert trainer.global_step == before + 1
+    assert events[-1].step == before + 1
     control.step_once("d")  # D only: no generator step
-    time.sleep(0.3)
+    assert control.wait_idle(30)
     assert trainer.global_step == before + 1
+    control.step_once("g")
+    assert control.wait_idle(30)
+    assert trainer.global_step == before + 2
 
 
 def test_stop_ends_run_and_writes_checkpoint(running):
@@ -79,6 +83,13 @@ def test_live_lr_change_shows_in_metrics(running):
     assert "lr_g = 0.001" in trainer.run_dir.config_path.read_text()
 
 
+def test_live_change_applies_while_paused(running):
+    trainer, control, _, _ = running
+    _pause(trainer, control)
+    control.set_hparam("optim.lr_d", 5e-4)
+    _wait_until(lambda: trainer.opt_d.param_groups[0]["lr"] == 5e-4)
+
+
 def test_locked_field_change_is_refused_with_warning(running):
     trainer, control, events, _ = running
     control.set_hparam("model.arch", "mlp")
@@ -96,3 +107,17 @@ def test_rapid_pause_resume_toggles_do_not_deadlock(running):
     control.stop()
     thread.join(30)
     assert not thread.is_alive()
+
+
+def test_paused_time_is_not_training_time(tiny_config):
+    trainer = Trainer(tiny_config.updated("train.max_time", 1.0))
+    control = Control()
+    control.pause()
+    thread = threading.Thread(target=trainer.run, args=(control,), daemon=True)
+    thread.start()
+    assert control.wait_idle(30)
+    time.sleep(1.5)  # longer than the time budget, all of it paused
+    assert thread.is_alive() and trainer.global_step == 0
+    control.resume()
+    thread.join(60)
+    assert not thread.is_alive() and trainer.global_step > 0
