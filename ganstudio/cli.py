@@ -16,9 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("The studio window is not built yet; use the headless commands "
-              "(ganstudio train --help).", file=sys.stderr)
-        return EXIT_ERROR
+        from ganstudio.gui.app import run_studio  # Qt is imported only for the window
+
+        return run_studio()
     try:
         return args.func(args)
     except Exception as err:  # noqa: BLE001 - one readable line unless --debug
