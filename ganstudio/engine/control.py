@@ -11,6 +11,7 @@ import threading
 from typing import Any, Literal
 
 StepKind = Literal["both", "d", "g"]
+Request = Literal["sample", "checkpoint"]
 Action = Literal["both", "d", "g", "wait"]  # "wait": nothing to run yet, ask again
 
 
@@ -21,6 +22,7 @@ class Control:
         self._stopped = False
         self._single_steps: list[StepKind] = []
         self._changes: list[tuple[str, Any]] = []
+        self._requests: list[Request] = []
         self._idle = False  # the loop is blocked in next_step() because it is paused
 
     # --- commands -----------------------------------------------------------------------------------
@@ -44,6 +46,12 @@ class Control:
             self._stopped = True
             self._cond.notify_all()
 
+    def request(self, name: Request) -> None:
+        """Ask for a one-off action before the next step, paused or not: "sample" or "checkpoint"."""
+        with self._cond:
+            self._requests.append(name)
+            self._cond.notify_all()
+
     def set_hparam(self, key: str, value: Any) -> None:
         """Change a live config field (e.g. ``optim.lr_g``); it takes effect before the next step."""
         with self._cond:
@@ -62,6 +70,11 @@ class Control:
             return self._stopped
 
     # --- read by the training loop --------------------------------------------------------------------
+    def take_requests(self) -> list[Request]:
+        with self._cond:
+            requests, self._requests = self._requests, []
+            return requests
+
     def take_changes(self) -> list[tuple[str, Any]]:
         with self._cond:
             changes, self._changes = self._changes, []
@@ -70,8 +83,8 @@ class Control:
     def next_step(self, timeout: float | None = None) -> Action | None:
         """Block while paused; return the kind of step to run next, or None once stopped.
 
-        A paused loop returns "wait" when a hyperparameter change arrives (so it applies at once) or
-        after ``timeout`` seconds (so the caller can do housekeeping).
+        A paused loop returns "wait" when a hyperparameter change or a request arrives (so it is handled
+        at once) or after ``timeout`` seconds (so the caller can do housekeeping).
         """
         with self._cond:
             try:
@@ -82,7 +95,7 @@ class Control:
                         return "both"
                     self._idle = True
                     self._cond.notify_all()
-                    if self._changes or not self._cond.wait(timeout):
+                    if self._changes or self._requests or not self._cond.wait(timeout):
                         return "wait"
                 return None
             finally:
@@ -91,4 +104,5 @@ class Control:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until the loop sits paused with every requested single step done; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._idle and not self._single_steps, timeout)
+            return self._cond.wait_for(
+                lambda: self._idle and not (self._single_steps or self._requests or self._changes), timeout)

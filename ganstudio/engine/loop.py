@@ -46,7 +46,7 @@ class TrainingLoop:
         self.good = t.snapshot()
         try:
             while True:
-                self._apply_changes()
+                self._handle_commands()
                 reason = self._budget_reached()
                 if reason:
                     break
@@ -96,7 +96,12 @@ class TrainingLoop:
     def _training_time(self) -> float:
         return time.perf_counter() - self.started - self.paused_for
 
-    def _apply_changes(self) -> None:
+    def _handle_commands(self) -> None:
+        for request in self.control.take_requests():
+            if request == "sample":
+                self._sample()
+            elif request == "checkpoint":
+                self._checkpoint(final=False)
         for key, value in self.control.take_changes():
             try:
                 self.t.set_hparam(key, value)

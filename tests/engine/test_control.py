@@ -121,3 +121,14 @@ def test_paused_time_is_not_training_time(tiny_config):
     control.resume()
     thread.join(60)
     assert not thread.is_alive() and trainer.global_step > 0
+
+
+def test_sample_request_while_paused_writes_a_grid(running):
+    from ganstudio.engine import Samples
+
+    trainer, control, events, _ = running
+    step = _pause(trainer, control)
+    control.request("sample")
+    assert control.wait_idle(30)
+    assert any(isinstance(e, Samples) and e.step == step for e in events)
+    assert trainer.run_dir.sample_path(step).is_file()

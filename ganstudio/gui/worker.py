@@ -1,0 +1,138 @@
+"""The bridge between the studio and the engine: commands in (through a Control), plain data out.
+
+``TrainWorker.run`` runs in its own QThread and stays inside ``Trainer.run`` until training ends, so it
+never runs queued slots: every command (pause, step, stop, a new learning rate) goes through the
+engine's thread-safe :class:`~ganstudio.engine.control.Control`, which the GUI thread calls directly.
+Events leave as signals carrying dicts and numpy arrays, never tensors; step figures are coalesced to
+at most ~20 emissions a second.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ganstudio.config import RunConfig
+from ganstudio.gui import threads
+
+EMIT_INTERVAL = 0.05  # seconds: at most ~20 progress emissions a second
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Sent once the Trainer is built: what the status bar and the log show about the run."""
+
+    run_dir: Path
+    device: str
+    step: int
+    elapsed: float  # training seconds before this session (the run's wall_time at its start)
+    config: RunConfig
+    warnings: tuple[str, ...]
+
+
+class TrainWorker(QObject):
+    started_run = Signal(object)  # RunInfo
+    progressed = Signal(object)  # list[dict]: StepStats rows (as in metrics.jsonl), oldest first
+    sampled = Signal(object)  # engine Samples: step, uint8 (N, H, W, C), path
+    warned = Signal(object)  # engine TrainWarning
+    checkpointed = Signal(object)  # engine CheckpointSaved
+    failed = Signal(str)  # a message a person can act on
+    finished = Signal(object)  # engine RunFinished, or None when the Trainer never started
+
+    def __init__(self, control, run_dir: Path, config: RunConfig | None = None, overrides: list[str] = ()) -> None:
+        """``config`` starts a new run in ``run_dir``; ``config=None`` resumes the run there (``--set``
+        style ``overrides`` applied)."""
+        super().__init__()  # no parent: a QObject with a parent cannot move to another thread
+        self.control, self.run_dir, self.config = control, Path(run_dir), config
+        self.overrides = list(overrides)
+        self._pending: list[dict] = []
+        self._last_emit = 0.0
+
+    @Slot()
+    def run(self) -> None:
+        finished = None
+        try:
+            trainer = self._build()
+            self.started_run.emit(RunInfo(self.run_dir, str(trainer.device), trainer.global_step, trainer.elapsed,
+                                          trainer.config, tuple(trainer.batches.warnings)))
+            try:
+                finished = trainer.run(self.control, [self._on_event])
+            finally:
+                trainer.close()
+        except Exception as err:  # noqa: BLE001 - every failure reaches the GUI as a message
+            self._flush()
+            self.failed.emit(_message(err))
+        finally:
+            self._flush()
+            self.finished.emit(finished)
+
+    def _build(self):
+        from ganstudio.engine import RunDir, Trainer  # torch loads here, in the worker thread
+
+        if self.config is None:
+            return Trainer.resume(self.run_dir, self.overrides)
+        return Trainer(self.config, RunDir(self.run_dir))
+
+    # --- engine events (called in the worker thread) ---------------------------------------------------
+    def _on_event(self, event) -> None:
+        from ganstudio.engine import CheckpointSaved, Samples, StepStats, TrainWarning
+
+        if isinstance(event, StepStats):
+            self._pending.append(event.to_json())
+            if self.control.paused or time.monotonic() - self._last_emit >= EMIT_INTERVAL:
+                self._flush()
+            return
+        self._flush()  # keep the order: figures up to this point first
+        if isinstance(event, Samples):
+            self.sampled.emit(event)
+        elif isinstance(event, TrainWarning):
+            self.warned.emit(event)
+        elif isinstance(event, CheckpointSaved):
+            self.checkpointed.emit(event)
+
+    def _flush(self) -> None:
+        if self._pending:
+            rows, self._pending = self._pending, []  # a fresh list each time: signals pass references
+            self.progressed.emit(rows)
+            self._last_emit = time.monotonic()
+
+
+class TrainingSession(QObject):
+    """Owns one worker and its thread for the window: start, and stop-and-join however it ends."""
+
+    def __init__(self, worker: TrainWorker) -> None:
+        super().__init__()
+        self.worker = worker
+        self.thread: QThread | None = None
+        worker.finished.connect(self._on_finished)
+
+    def start(self) -> None:
+        self.thread = threads.start_in_thread(self.worker, self.worker.run, "ganstudio-training")
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    def stop(self, wait_ms: int = 60_000) -> bool:
+        """Stop training (the engine saves a checkpoint) and join the thread. True once it has ended."""
+        self.worker.control.stop()
+        return threads.stop_thread(self.thread, wait_ms)
+
+    @Slot(object)
+    def _on_finished(self, _finished) -> None:
+        if self.thread is not None:
+            self.thread.quit()  # run() has returned: let the thread's event loop end
+
+
+def _message(err: Exception) -> str:
+    from ganstudio.config import ConfigError
+    from ganstudio.data import DataError
+    from ganstudio.engine import CheckpointError, TrainingError
+
+    if isinstance(err, ConfigError | DataError | CheckpointError | TrainingError | OSError):
+        return str(err)
+    return f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=6)}"
