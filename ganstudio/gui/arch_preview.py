@@ -1,0 +1,310 @@
+"""What the config builds: G's and D's layers with output shapes and parameter counts, and a speed estimate.
+
+The tables come from ``ganstudio.models.describe`` on models built under ``torch.device("meta")``:
+nothing is allocated or computed, so even a 64 px DCGAN 4096 wide shows at once, and the global RNG
+(which a running trainer's dropout draws from) is not touched. torch is imported on the first update,
+after the window shows. The estimate times real training steps on a background thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from ganstudio.config import RunConfig, TrainConfig
+from ganstudio.gui.threads import start_in_thread, stop_thread
+
+DEBOUNCE_MS = 200
+WARMUP_STEPS, TIMED_STEPS = 3, 10
+ERROR_COLOR = "#c62828"
+COLUMNS = ("Layer", "Type", "Output shape", "Parameters")
+
+
+# --- plain functions (no Qt): what the widget shows ----------------------------------------------------
+def describe_config(config: RunConfig):
+    """``(G layers, D layers)`` as ``LayerInfo`` lists; ValueError when the config cannot be built."""
+    import torch
+
+    from ganstudio.models import build_models, describe
+
+    data = config.data
+    with torch.device("meta"):  # shapes and counts only: no memory, no compute, no RNG draws
+        g, d = build_models(config.model, image_size=data.image_size, channels=data.channels)
+    return describe(g, (config.model.z_dim,)), describe(d, (data.channels, data.image_size, data.image_size))
+
+
+def measure_throughput(config: RunConfig, *, warmup: int = WARMUP_STEPS, steps: int = TIMED_STEPS,
+                       cancelled=lambda: False) -> dict | None:
+    """Time ``steps`` training steps after ``warmup`` untimed ones; None when ``cancelled()`` turns true."""
+    import torch
+
+    from ganstudio.engine.trainer import Trainer
+
+    trainer = Trainer(config)
+    try:
+        cuda = trainer.device.type == "cuda"
+        for _ in range(warmup):  # first steps pay for allocation, kernel selection, lazy init
+            if cancelled():
+                return None
+            trainer.train_step()
+        if cuda:
+            torch.cuda.synchronize(trainer.device)  # the clock starts once the warm-up has really run
+        start = time.perf_counter()
+        for _ in range(steps):
+            if cancelled():
+                return None
+            trainer.train_step()
+        if cuda:
+            torch.cuda.synchronize(trainer.device)  # CUDA steps are queued; wait for them once, at the end
+        seconds = (time.perf_counter() - start) / steps
+    finally:
+        trainer.close()
+    images = config.train.batch_size * config.optim.n_critic  # real images per step, as the loop counts them
+    return {"images_per_s": images / seconds, "seconds_per_step": seconds, "device": str(trainer.device)}
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def describe_estimate(result: dict, train: TrainConfig) -> str:
+    """``"≈ 1,234 img/s on cpu; 10,000 steps ≈ 12 min"`` for the config's step or time budget."""
+    ips, per_step = result["images_per_s"], result["seconds_per_step"]
+    text = f"≈ {ips:,.0f}" if ips >= 10 else f"≈ {ips:.1f}"
+    text += f" img/s on {result['device']}"
+    if train.steps:
+        return f"{text}; {train.steps:,} steps ≈ {format_duration(train.steps * per_step)}"
+    if train.max_time:
+        return f"{text}; the {format_duration(train.max_time)} budget ≈ {int(train.max_time / per_step):,} steps"
+    return f"{text}; no step budget set (1,000 steps ≈ {format_duration(1000 * per_step)})"
+
+
+# --- the background job ----------------------------------------------------------------------------------
+class _EstimateWorker(QObject):
+    """Runs ``measure_throughput`` on its own thread; has no parent, so ``moveToThread`` works."""
+
+    done = Signal(object)  # the result dict, an error message (str), or None when cancelled
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__()
+        self._config = config
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = measure_throughput(self._config, cancelled=self._cancel.is_set)
+        except ValueError as err:  # ConfigError, DataError: phrased for the person already
+            result = f"Cannot estimate: {err}"
+        except Exception as err:  # noqa: BLE001 - shown in the widget; an exception must not escape into Qt
+            result = f"Cannot estimate: {type(err).__name__}: {err}"
+        self.done.emit(result)
+
+
+class _Job:
+    """The running estimate, if any; a plain object, so the widget's ``destroyed`` can still stop it."""
+
+    def __init__(self) -> None:
+        self.worker: _EstimateWorker | None = None
+        self.thread = None
+
+    def start(self, worker: _EstimateWorker) -> None:
+        self.worker = worker
+        self.thread = start_in_thread(worker, worker.run, "estimate")
+
+    def stop(self, *_args) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+        stop_thread(self.thread)
+        self.worker = self.thread = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None
+
+
+# --- the widget ------------------------------------------------------------------------------------------
+class ArchitecturePreview(QWidget):
+    """G's and D's layers for the form's config (debounced), and an "Estimate" of training speed."""
+
+    estimated = Signal(object)  # {"images_per_s": float, "seconds_per_step": float, "device": str}
+    updated = Signal()          # the tables (or the message) now show the latest config
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("arch_preview")
+        self._config: RunConfig | None = None
+        self._totals: dict[str, int] = {}
+        self._running = False
+        self._job = _Job()
+        self.destroyed.connect(self._job.stop)  # a QThread destroyed while running aborts the process
+        self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._build()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        self._summary = QLabel("No config yet", objectName="arch_summary", wordWrap=True)
+        self._summary.setAccessibleName("Model summary")
+        self._message = QLabel(objectName="arch_message", wordWrap=True, visible=False)
+        self._message.setStyleSheet(f"color: {ERROR_COLOR};")
+        self._message.setAccessibleName("Model error")
+        self._splitter = QSplitter(Qt.Orientation.Vertical, objectName="arch_tables")
+        self._trees: dict[str, QTreeWidget] = {}
+        self._groups: dict[str, QGroupBox] = {}
+        for name, title in (("generator", "Generator"), ("discriminator", "Discriminator")):
+            group = QGroupBox(title, objectName=f"{name}_group")
+            group.setAccessibleName(title)
+            tree = QTreeWidget(objectName=f"{name}_layers")
+            tree.setAccessibleName(f"{title} layers")
+            tree.setHeaderLabels(COLUMNS)
+            tree.headerItem().setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            tree.setRootIsDecorated(False)
+            tree.setUniformRowHeights(True)
+            tree.setAlternatingRowColors(True)
+            QVBoxLayout(group).addWidget(tree)
+            self._splitter.addWidget(group)
+            self._trees[name], self._groups[name] = tree, group
+        self._button = QPushButton("Estimate", objectName="estimate")
+        self._button.setAccessibleName("Estimate training speed")
+        self._button.setToolTip(f"Time {TIMED_STEPS} training steps of this config on its device "
+                                f"(after {WARMUP_STEPS} warm-up steps)")
+        self._button.clicked.connect(self.estimate)
+        self._result = QLabel(objectName="estimate_result", wordWrap=True)
+        self._result.setAccessibleName("Speed estimate")
+        row = QHBoxLayout()
+        row.addWidget(self._button)
+        row.addWidget(self._result, 1)
+        layout.addWidget(self._summary)
+        layout.addWidget(self._message)
+        layout.addWidget(self._splitter, 1)
+        layout.addLayout(row)
+
+    # --- public API -----------------------------------------------------------------------------------
+    @Slot(object)
+    def set_config(self, config: RunConfig | None) -> None:
+        """Show ``config``'s models after a short pause (edits in a burst rebuild once); None is ignored."""
+        if config is None:
+            return
+        self._config = config
+        self._timer.start()
+
+    def set_running(self, running: bool) -> None:
+        """No estimate while training: it would share the device and reseed the global RNG."""
+        self._running = running
+        self._button.setEnabled(not running and not self._job.running)
+
+    def totals(self) -> dict[str, int]:
+        """Parameter counts shown: ``{"generator": n, "discriminator": n}`` (empty before the first update)."""
+        return dict(self._totals)
+
+    def message(self) -> str:
+        """Why the config's models cannot be built ("" when they can)."""
+        return self._message.text() if self._message.isVisibleTo(self) else ""
+
+    def is_estimating(self) -> bool:
+        return self._job.running
+
+    @Slot()
+    def refresh(self) -> None:
+        """Rebuild the tables now (the debounce timer calls this)."""
+        self._timer.stop()
+        if self._config is None:
+            return
+        try:
+            layers = describe_config(self._config)
+        except (ValueError, RuntimeError, NotImplementedError) as err:
+            self._show_problem(str(err))
+        else:
+            self._show_layers(*layers)
+        self.updated.emit()
+
+    @Slot()
+    def estimate(self) -> None:
+        """Time a few training steps of the current config on a background thread."""
+        if self._job.running or self._config is None:
+            return
+        self._button.setEnabled(False)
+        self._result.setText(f"Estimating… ({WARMUP_STEPS} warm-up and {TIMED_STEPS} timed steps)")
+        worker = _EstimateWorker(self._config)
+        worker.done.connect(self._estimate_done)  # queued: emitted from the worker's thread
+        self._job.start(worker)
+
+    def shutdown(self) -> None:
+        """Stop a running estimate (the window calls this on close)."""
+        self._job.stop()
+        self._button.setEnabled(not self._running)
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    # --- showing --------------------------------------------------------------------------------------
+    @Slot(object)
+    def _estimate_done(self, result) -> None:
+        if self._job.worker is None or self.sender() is not self._job.worker:
+            return  # a job shut down meanwhile (its thread is stopped already)
+        self._job.stop()  # returns at once: the worker's run() has finished
+        self._button.setEnabled(not self._running)
+        if isinstance(result, dict):
+            self._result.setText(describe_estimate(result, self._config.train))
+            self.estimated.emit(result)
+        else:
+            self._result.setText(result or "Estimate cancelled")
+
+    def _show_problem(self, text: str) -> None:
+        self._totals = {}
+        self._message.setText(f"This model cannot be built: {text}")
+        self._message.setVisible(True)
+        self._splitter.setVisible(False)
+        self._summary.setText("—")
+
+    def _show_layers(self, g_layers, d_layers) -> None:
+        self._message.setVisible(False)
+        self._splitter.setVisible(True)
+        for name, layers in (("generator", g_layers), ("discriminator", d_layers)):
+            self._totals[name] = _fill(self._trees[name], layers)
+            title = name.capitalize()
+            self._groups[name].setTitle(f"{title} — {self._totals[name]:,} parameters")
+        c = self._config
+        self._summary.setText(
+            f"{c.model.arch} at {c.data.image_size}×{c.data.image_size}×{c.data.channels}: "
+            f"{sum(self._totals.values()):,} parameters in all")
+
+
+def _fill(tree: QTreeWidget, layers) -> int:
+    tree.clear()
+    right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+    total = 0
+    for layer in layers:
+        shape = " × ".join(map(str, layer.output_shape)) or "—"
+        item = QTreeWidgetItem([layer.name, layer.type, shape, f"{layer.params:,}"])
+        item.setTextAlignment(3, right)
+        tree.addTopLevelItem(item)
+        total += layer.params
+    item = QTreeWidgetItem(["Total", "", "", f"{total:,}"])
+    item.setTextAlignment(3, right)
+    bold = QFont(tree.font())
+    bold.setBold(True)
+    for column in range(len(COLUMNS)):
+        item.setFont(column, bold)
+    tree.addTopLevelItem(item)
+    for column in range(len(COLUMNS) - 1):  # the last column takes the rest of the width
+        tree.resizeColumnToContents(column)
+        tree.setColumnWidth(column, tree.columnWidth(column) + 12)  # air between the columns
+    return total

@@ -1,0 +1,469 @@
+"""The run configuration as a form, generated from ``RunConfig``'s schema: a new field appears by itself.
+
+A field's widget follows its annotation: Literal -> combo box, bool -> check box, bounded int -> spin
+box, float -> text that accepts "2e-4", ``X | None`` -> text where empty means None, a folder -> text
+plus a "…" button. Every edit re-validates the whole config with ``from_dict``, so the form shows the
+very errors the CLI would, on the fields they name.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from ganstudio.config import (ConfigError, RunConfig, allowed, from_dict, load_preset, preset_description,
+                              preset_names)
+
+DEFAULT_PRESET = "dcgan-fashion"
+LOCKED_TIP = "cannot change while training"
+ERROR_COLOR = "#c62828"
+_INT32 = (-(2**31), 2**31 - 1)  # QSpinBox holds a C int; wider ranges (a 64-bit seed) get a text box
+
+
+# --- the schema, read once -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the form needs to know about one config field."""
+
+    key: str                       # dotted, e.g. "optim.lr_g"
+    title: str
+    description: str
+    kind: str                      # "choice", "bool", "spin", "int", "float", "path" or "text"
+    optional: bool                 # ``X | None``: an empty text box means None
+    live: bool                     # may change while training
+    choices: tuple = ()
+    bounds: tuple[int, int] | None = None
+
+    @property
+    def tooltip(self) -> str:
+        lines = [self.description, allowed(self.key)]
+        if self.optional:
+            lines.append("Empty = none.")
+        if self.live:
+            lines.append("Can change while training.")
+        return "\n".join(line for line in lines if line)
+
+
+def form_sections() -> list[tuple[str | None, str, list[FieldSpec]]]:
+    """``(section name, title, fields)`` in schema order; top-level fields come as section ``None``."""
+    top: list[FieldSpec] = []
+    sections = []
+    for name, info in RunConfig.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and hasattr(sub, "model_fields"):
+            specs = [_spec(f"{name}.{key}", field) for key, field in sub.model_fields.items()]
+            sections.append((name, info.title or name.capitalize(), specs))
+        else:
+            top.append(_spec(name, info))
+    return [(None, "", top), *sections]
+
+
+def _spec(key: str, info) -> FieldSpec:
+    annotation, optional = _strip_none(info.annotation)
+    live = bool((info.json_schema_extra or {}).get("live"))
+    common = dict(key=key, title=info.title or key, description=info.description or "", optional=optional, live=live)
+    if typing.get_origin(annotation) is Literal:
+        return FieldSpec(kind="choice", choices=typing.get_args(annotation), **common)
+    if annotation is bool:
+        return FieldSpec(kind="bool", **common)
+    if annotation is int:
+        bounds = _int_bounds(info.metadata)
+        fits = bounds is not None and _INT32[0] <= bounds[0] and bounds[1] <= _INT32[1]
+        return FieldSpec(kind="spin" if fits and not optional else "int", bounds=bounds, **common)
+    if annotation is float:
+        return FieldSpec(kind="float", **common)
+    if isinstance(annotation, type) and issubclass(annotation, Path):
+        return FieldSpec(kind="path", **common)
+    return FieldSpec(kind="text", **common)
+
+
+def _strip_none(annotation) -> tuple[Any, bool]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(args) < len(typing.get_args(annotation)):
+            return args[0], True
+    return annotation, False
+
+
+def _int_bounds(metadata) -> tuple[int, int] | None:
+    """``(low, high)`` inclusive from pydantic's ge/gt/le/lt; None unless both sides are bounded."""
+    found: dict[str, int] = {}
+    for meta in metadata:
+        for attr, side, shift in (("ge", "low", 0), ("gt", "low", 1), ("le", "high", 0), ("lt", "high", -1)):
+            if getattr(meta, attr, None) is not None:
+                found[side] = int(getattr(meta, attr)) + shift
+    return (found["low"], found["high"]) if len(found) == 2 else None
+
+
+# --- editors --------------------------------------------------------------------------------------------
+class _Combo(QComboBox):
+    """Takes the mouse wheel only when focused: scrolling the form must not change values on the way."""
+
+    def wheelEvent(self, event) -> None:
+        super().wheelEvent(event) if self.hasFocus() else event.ignore()
+
+
+class _Spin(QSpinBox):
+    def wheelEvent(self, event) -> None:
+        super().wheelEvent(event) if self.hasFocus() else event.ignore()
+
+
+def _make_editor(spec: FieldSpec) -> QWidget:
+    if spec.kind == "choice":
+        editor = _Combo()
+        editor.addItems([str(c) for c in spec.choices])
+        editor.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        editor.setMinimumContentsLength(8)  # long choices must not widen the dock
+    elif spec.kind == "bool":
+        editor = QCheckBox()
+    elif spec.kind == "spin":
+        editor = _Spin()
+        editor.setRange(*spec.bounds)
+        editor.setKeyboardTracking(False)  # typing "50" reports 50 once, not 5 then 50
+        editor.setAccelerated(True)
+    else:
+        editor = QLineEdit()
+        if spec.optional:
+            editor.setPlaceholderText("none")
+    if spec.kind in ("choice", "spin"):
+        editor.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    editor.setObjectName(spec.key)
+    editor.setAccessibleName(spec.title)
+    editor.setAccessibleDescription(spec.description)
+    editor.setToolTip(spec.tooltip)
+    return editor
+
+
+def _read(spec: FieldSpec, editor: QWidget) -> Any:
+    """The editor's value; text that does not parse goes to pydantic as is, to be reported there."""
+    if spec.kind == "choice":
+        index = editor.currentIndex()
+        return spec.choices[index] if index >= 0 else None
+    if spec.kind == "bool":
+        return editor.isChecked()
+    if spec.kind == "spin":
+        return editor.value()
+    text = editor.text().strip()
+    if spec.optional and not text:
+        return None
+    if spec.kind in ("int", "float"):
+        try:
+            number = float(text)  # "2e-4"; for an int, "1e4" is a fine way to write 10000
+        except ValueError:
+            return text
+        if spec.kind == "float" or not number.is_integer():
+            return number
+        return int(text) if text.lstrip("+-").isdigit() else int(number)  # exact beyond 2**53
+    return text if spec.kind == "path" else editor.text()
+
+
+def _write(spec: FieldSpec, editor: QWidget, value: Any) -> None:
+    if spec.kind == "choice":
+        editor.setCurrentIndex(spec.choices.index(value) if value in spec.choices else -1)
+    elif spec.kind == "bool":
+        editor.setChecked(bool(value))
+    elif spec.kind == "spin":
+        editor.setValue(int(value))
+    elif value is None:
+        editor.setText("")
+    else:
+        editor.setText(repr(value) if isinstance(value, float) else str(value))  # repr: shortest exact float
+
+
+def _dotted(data: dict, key: str) -> Any:
+    for part in key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _keys_in(line: str, keys: list[str]) -> list[str]:
+    """The fields an error line is about: the one it starts with and every dotted key it mentions."""
+    named = [k for k in keys if re.search(rf"(?<![\w.]){re.escape(k)}(?!\w)", line) and "." in k]
+    lead = re.match(r"([\w.]+) (=|:)", line)
+    if lead and lead.group(1) in keys and lead.group(1) not in named:
+        named.insert(0, lead.group(1))
+    return named
+
+
+def _field_message(line: str, key: str, keys: list[str]) -> str:
+    """``"optim.lr_g = -1.0: Input should be …"`` -> ``"Input should be …"``; rules on several keys stay whole."""
+    line = line.removesuffix(" (from form)")
+    if keys == [key] and line.startswith(f"{key} = ") and ": " in line:
+        return line.split(": ", 1)[1]
+    return line
+
+
+# --- the form -------------------------------------------------------------------------------------------
+class ConfigForm(QWidget):
+    """Edits a RunConfig; emits a validated config after every edit, and live changes while running."""
+
+    config_changed = Signal(object)          # a valid RunConfig, after any edit
+    validity_changed = Signal(bool, str)     # (valid, message); message "" when valid
+    live_changed = Signal(str, object)       # (dotted key, new value): a live field edited while running
+
+    def __init__(self, config: RunConfig | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("config_form")
+        self._specs: dict[str, FieldSpec] = {}
+        self._editors: dict[str, QWidget] = {}
+        self._labels: dict[str, QLabel] = {}
+        self._errors: dict[str, QLabel] = {}
+        self._browse: dict[str, QToolButton] = {}
+        self._config: RunConfig | None = None
+        self._message = ""
+        self._validity: tuple[bool, str] | None = None
+        self._loading = False
+        self._running = False
+        self._committed: dict[str, Any] = {}  # live values the trainer has been sent
+        self._build()
+        self.set_config(config if config is not None else _default_config())
+
+    # --- building -------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        head = QWidget(objectName="config_form.head")
+        head_form = QFormLayout(head)
+        head_form.setContentsMargins(9, 9, 9, 3)
+        self._preset = _Combo(objectName="preset")
+        self._preset.setAccessibleName("Preset")
+        self._preset.setPlaceholderText("custom")  # shown when the config is no preset's
+        self._preset.setToolTip("Load a bundled preset into the form")
+        for i, name in enumerate(preset_names()):
+            self._preset.addItem(name)
+            self._preset.setItemData(i, preset_description(name), Qt.ItemDataRole.ToolTipRole)
+        self._preset.activated.connect(self._preset_chosen)
+        head_form.addRow(self._make_label("Preset", self._preset, "preset"), self._preset)
+        self._summary = QLabel(objectName="config_form.summary", wordWrap=True, visible=False)
+        self._summary.setStyleSheet(f"color: {ERROR_COLOR};")
+        self._summary.setAccessibleName("Config errors")
+        self._summary.setContentsMargins(9, 0, 9, 3)
+        inner = QWidget(objectName="config_form.fields")
+        column = QVBoxLayout(inner)
+        for name, title, specs in form_sections():
+            if name is None:
+                self._add_rows(head_form, specs)
+                continue
+            group = QGroupBox(title, objectName=name)
+            group.setAccessibleName(title)
+            self._add_rows(QFormLayout(group), specs)
+            column.addWidget(group)
+        column.addStretch(1)
+        # one label column for all groups, so the fields line up down the whole form
+        width = max(label.sizeHint().width() for label in self._labels.values())
+        for label in self._labels.values():
+            label.setMinimumWidth(width)
+        scroll = QScrollArea(objectName="config_form.scroll", widgetResizable=True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(inner)
+        outer.addWidget(head)
+        outer.addWidget(self._summary)
+        outer.addWidget(scroll, 1)
+
+    def _add_rows(self, form: QFormLayout, specs: list[FieldSpec]) -> None:
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for spec in specs:
+            editor = _make_editor(spec)
+            self._specs[spec.key], self._editors[spec.key] = spec, editor
+            error = QLabel(objectName=f"{spec.key}.error", wordWrap=True, visible=False)
+            error.setStyleSheet(f"color: {ERROR_COLOR}; font-size: small;")
+            error.setAccessibleName(f"{spec.title} error")
+            self._errors[spec.key] = error
+            cell = QWidget(objectName=f"{spec.key}.cell")
+            box = QVBoxLayout(cell)
+            box.setContentsMargins(0, 0, 0, 0)
+            box.setSpacing(2)
+            box.addWidget(self._with_browse(spec, editor) if spec.kind == "path" else editor)
+            box.addWidget(error)
+            form.addRow(self._make_label(spec.title, editor, spec.key, spec.tooltip), cell)
+            self._connect(spec, editor)
+
+    def _make_label(self, title: str, buddy: QWidget, key: str, tooltip: str = "") -> QLabel:
+        label = QLabel(title, objectName=f"{key}.label")
+        label.setBuddy(buddy)
+        label.setToolTip(tooltip or buddy.toolTip())
+        self._labels[key] = label
+        return label
+
+    def _with_browse(self, spec: FieldSpec, editor: QLineEdit) -> QWidget:
+        row = QWidget(objectName=f"{spec.key}.row")
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(editor, 1)
+        button = QToolButton(objectName=f"{spec.key}.browse", text="…")
+        button.setAccessibleName(f"Choose {spec.title}")
+        button.setToolTip(f"Choose the {spec.title.lower()}")
+        button.clicked.connect(lambda: self._browse_folder(spec.key))
+        self._browse[spec.key] = button
+        line.addWidget(button)
+        return row
+
+    def _connect(self, spec: FieldSpec, editor: QWidget) -> None:
+        key = spec.key
+        if spec.kind == "choice":
+            editor.currentIndexChanged.connect(lambda _i: self._edited(key, commit=True))
+        elif spec.kind == "bool":
+            editor.toggled.connect(lambda _on: self._edited(key, commit=True))
+        elif spec.kind == "spin":
+            editor.valueChanged.connect(lambda _v: self._edited(key, commit=True))
+        else:
+            # validate on every keystroke, but send a live value only once the text is finished:
+            # typing "1e-3" passes through "1", which must never reach the trainer
+            editor.textChanged.connect(lambda _t: self._edited(key, commit=False))
+            editor.editingFinished.connect(lambda: self._commit(key))
+
+    # --- public API -----------------------------------------------------------------------------------
+    def config(self) -> RunConfig | None:
+        """The validated config, or None while some field is invalid."""
+        return self._config
+
+    def set_config(self, config: RunConfig) -> None:
+        values = config.model_dump()
+        self._loading = True
+        try:
+            for key, spec in self._specs.items():
+                _write(spec, self._editors[key], _dotted(values, key))
+            self._preset.setCurrentIndex(self._preset.findText(config.name))
+        finally:
+            self._loading = False
+        self._revalidate()
+        if self._running:  # the window loaded a config mid-run: those are the values the trainer has
+            self._committed = {k: _dotted(values, k) for k, s in self._specs.items() if s.live}
+
+    def is_valid(self) -> bool:
+        return self._config is not None
+
+    def error_text(self) -> str:
+        """The validation message ("" when valid), one line per problem."""
+        return self._message
+
+    def widget_for(self, key: str) -> QWidget:
+        """The editor of the dotted field ``key`` (its objectName is ``key``)."""
+        try:
+            return self._editors[key]
+        except KeyError:
+            raise KeyError(f"no config field {key!r} in the form") from None
+
+    def set_running(self, running: bool) -> None:
+        """Lock the fields that cannot change while training; live ones stay editable."""
+        self._running = running
+        if running and self._config is not None:
+            values = self._config.model_dump()
+            self._committed = {k: _dotted(values, k) for k, s in self._specs.items() if s.live}
+        self._preset.setEnabled(not running)
+        for key, spec in self._specs.items():
+            if spec.live:
+                continue
+            tip = f"{spec.tooltip}\n({LOCKED_TIP})" if running else spec.tooltip
+            self._editors[key].setEnabled(not running)
+            self._editors[key].setToolTip(tip)
+            self._labels[key].setToolTip(tip)
+            if key in self._browse:
+                self._browse[key].setEnabled(not running)
+
+    @Slot(str)
+    def choose_preset(self, name: str) -> None:
+        """Load a bundled preset into the form."""
+        try:
+            config = load_preset(name)
+        except ConfigError as err:  # a broken preset file: say so, keep the form as it is
+            self._summary.setText(f"preset {name!r}: {err}")
+            self._summary.setVisible(True)
+            return
+        self.set_config(config)
+
+    # --- editing --------------------------------------------------------------------------------------
+    @Slot(int)
+    def _preset_chosen(self, index: int) -> None:
+        self.choose_preset(self._preset.itemText(index))
+
+    def _browse_folder(self, key: str) -> None:
+        editor = self._editors[key]
+        folder = QFileDialog.getExistingDirectory(self, self._specs[key].title, editor.text())
+        if folder:
+            editor.setText(folder)
+            self._commit(key)
+
+    def _edited(self, key: str, *, commit: bool) -> None:
+        if self._loading:
+            return
+        self._revalidate()
+        if commit:
+            self._commit(key)
+
+    def _commit(self, key: str) -> None:
+        """Send a finished edit of a live field to the running trainer, once per new value."""
+        if not self._running or not self._specs[key].live or self._config is None:
+            return
+        value = _dotted(self._config.model_dump(), key)
+        if key in self._committed and self._committed[key] == value:
+            return
+        self._committed[key] = value
+        self.live_changed.emit(key, value)
+
+    def _gather(self) -> dict:
+        data: dict = {}
+        for key, spec in self._specs.items():
+            *parents, last = key.split(".")
+            target = data
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[last] = _read(spec, self._editors[key])
+        return data
+
+    def _revalidate(self) -> None:
+        try:
+            config = from_dict(self._gather(), source="form")
+        except ConfigError as err:
+            self._config, self._message = None, str(err)
+        else:
+            self._config, self._message = config, ""
+        self._show_errors(self._message)
+        if self._validity != (self._config is not None, self._message):
+            self._validity = (self._config is not None, self._message)
+            self.validity_changed.emit(*self._validity)
+        if self._config is not None:
+            self.config_changed.emit(self._config)
+
+    def _show_errors(self, message: str) -> None:
+        keys = list(self._specs)
+        per_key: dict[str, list[str]] = {}
+        loose: list[str] = []
+        for line in message.splitlines()[1:]:  # the first line is "invalid config:"
+            line = line.strip()
+            named = _keys_in(line, keys)
+            for key in named:
+                per_key.setdefault(key, []).append(_field_message(line, key, named))
+            if not named:
+                loose.append(line.removesuffix(" (from form)"))
+        for key, editor in self._editors.items():
+            _mark(editor, self._errors[key], per_key.get(key, []))
+        summary = [f"Fix the marked fields: {', '.join(per_key)}"] if per_key else []
+        self._summary.setText("\n".join(summary + loose))
+        self._summary.setVisible(bool(summary or loose))
+
+
+def _mark(editor: QWidget, label: QLabel, messages: list[str]) -> None:
+    invalid = bool(messages)
+    if bool(editor.property("invalid")) != invalid:
+        editor.setProperty("invalid", invalid)
+        qt_class = next(c.__name__ for c in type(editor).__mro__ if c.__module__.startswith("PySide6"))
+        # a type selector styles the editor itself and not, say, a combo box's popup list
+        editor.setStyleSheet(f"{qt_class} {{ border: 1px solid {ERROR_COLOR}; border-radius: 2px; }}"
+                             if invalid else "")
+    label.setText("\n".join(messages))
+    label.setVisible(invalid)
+
+
+def _default_config() -> RunConfig:
+    return load_preset(DEFAULT_PRESET) if DEFAULT_PRESET in preset_names() else RunConfig()

@@ -1,0 +1,155 @@
+"""The architecture preview: layer tables from the config (meta device), a speed estimate on a thread."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTreeWidget
+
+from ganstudio.config import RunConfig, load_preset
+from ganstudio.gui import threads
+from ganstudio.gui.arch_preview import ArchitecturePreview, describe_estimate, format_duration
+
+
+@pytest.fixture
+def preview(qtbot):
+    widget = ArchitecturePreview()
+    qtbot.addWidget(widget)
+    yield widget
+    widget.shutdown()
+
+
+@pytest.fixture
+def tiny():
+    return RunConfig.model_validate({
+        "name": "tiny", "data": {"max_images": 128},
+        "model": {"z_dim": 16, "g_width": 8, "d_width": 8},
+        "train": {"batch_size": 16, "device": "cpu", "steps": 10_000},
+    })
+
+
+def show(qtbot, preview, config):
+    with qtbot.waitSignal(preview.updated, timeout=10_000):  # after the debounce
+        preview.set_config(config)
+
+
+def param_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("preset", ["dcgan-fashion", "mlp-gan"])
+def test_lists_layers_with_totals_of_the_built_models(qtbot, preview, preset):
+    from ganstudio.models import build_models
+
+    config = load_preset(preset)
+    show(qtbot, preview, config)
+    g, d = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
+    assert preview.totals() == {"generator": param_count(g), "discriminator": param_count(d)}
+    for name, model in (("generator", g), ("discriminator", d)):
+        tree = preview.findChild(QTreeWidget, f"{name}_layers")
+        leaves = [m for m in model.modules() if next(m.children(), None) is None]
+        assert tree.topLevelItemCount() == len(leaves) + 1  # + the total row
+        total = tree.topLevelItem(tree.topLevelItemCount() - 1)
+        assert total.text(0) == "Total" and total.text(3) == f"{param_count(model):,}"
+    assert preview.message() == ""
+
+
+def test_dcgan_shapes_are_shown(qtbot, preview):
+    show(qtbot, preview, load_preset("dcgan-fashion"))
+    tree = preview.findChild(QTreeWidget, "generator_layers")
+    first, last = tree.topLevelItem(0), tree.topLevelItem(tree.topLevelItemCount() - 2)
+    assert (first.text(0), first.text(1), first.text(2)) == ("main.0", "ConvTranspose2d", "128 × 7 × 7")
+    assert (last.text(1), last.text(2)) == ("Tanh", "1 × 28 × 28")
+
+
+def test_updates_are_debounced(qtbot, preview, tiny):
+    seen = []
+    preview.updated.connect(lambda: seen.append(preview.totals()))
+    wide = tiny.updated("model.g_width", 32)
+    preview.set_config(tiny)
+    preview.set_config(wide)  # a burst of edits rebuilds once, with the last config
+    qtbot.waitUntil(lambda: bool(seen), timeout=10_000)
+    qtbot.wait(300)
+    assert len(seen) == 1 and seen[0]["generator"] > 10_000
+
+
+def test_a_model_that_cannot_be_built_shows_why(qtbot, preview, tiny):
+    show(qtbot, preview, tiny)
+    impossible = tiny.model_copy(update={"data": tiny.data.model_copy(update={"image_size": 48})})
+    show(qtbot, preview, impossible)
+    assert "image_size = 48" in preview.message() and preview.totals() == {}
+    assert not preview.findChild(QTreeWidget, "generator_layers").isVisibleTo(preview)
+    show(qtbot, preview, tiny)
+    assert preview.message() == "" and preview.findChild(QTreeWidget, "generator_layers").isVisibleTo(preview)
+
+
+def test_estimate_reports_speed_and_stops_its_thread(qtbot, preview, tiny):
+    preview.set_config(tiny)
+    button = preview.findChild(type(preview._button), "estimate")
+    with qtbot.waitSignal(preview.estimated, timeout=60_000) as blocker:
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert not button.isEnabled() and preview.is_estimating()
+    result = blocker.args[0]
+    assert result["images_per_s"] > 0 and result["seconds_per_step"] > 0 and result["device"] == "cpu"
+    assert not preview.is_estimating() and button.isEnabled()
+    assert not [t for t in threads.live_threads() if t.isRunning()]
+    text = preview.findChild(type(preview._result), "estimate_result").text()
+    assert text.startswith("≈ ") and "img/s on cpu; 10,000 steps ≈ " in text
+
+
+def test_estimate_error_is_shown_not_raised(qtbot, preview, tiny):
+    preview.set_config(tiny.updated("data.max_images", 8))  # fewer images than one batch: a DataError
+    preview.estimate()
+    qtbot.waitUntil(lambda: not preview.is_estimating(), timeout=60_000)
+    assert preview._result.text().startswith("Cannot estimate: train.batch_size = 16")
+    assert preview._button.isEnabled()
+
+
+def test_shutdown_while_estimating_stops_the_thread(qtbot, preview, tiny):
+    preview.set_config(tiny)
+    preview.estimate()
+    preview.shutdown()
+    assert not preview.is_estimating() and not [t for t in threads.live_threads() if t.isRunning()]
+    qtbot.wait(50)  # a late result from the stopped job is ignored
+    assert preview._button.isEnabled()
+
+
+def test_destroying_the_widget_mid_estimate_stops_the_thread(qtbot, tiny):
+    import shiboken6
+    from PySide6.QtWidgets import QWidget
+
+    parent = QWidget()
+    preview = ArchitecturePreview(parent)
+    preview.set_config(tiny)
+    preview.estimate()
+    assert preview.is_estimating()
+    shiboken6.delete(parent)  # as when a window is torn down with its docks
+    assert not [t for t in threads.live_threads() if t.isRunning()]
+
+
+def test_no_estimate_while_training(preview, tiny):
+    preview.set_config(tiny)
+    preview.set_running(True)
+    assert not preview._button.isEnabled()
+    preview.set_running(False)
+    assert preview._button.isEnabled()
+
+
+def test_estimate_text():
+    result = {"images_per_s": 1234.5, "seconds_per_step": 0.072, "device": "cuda:0"}
+    train = RunConfig().train
+    assert describe_estimate(result, train.model_copy(update={"steps": 10_000})) == \
+        "≈ 1,234 img/s on cuda:0; 10,000 steps ≈ 12 min"
+    assert "no step budget set" in describe_estimate(result, train)
+    assert "the 1 h budget ≈ 50,000 steps" in describe_estimate(result, train.model_copy(update={"max_time": 3600}))
+    assert [format_duration(s) for s in (5, 120, 5400, 3 * 86400)] == ["5 s", "2 min", "1 h 30 min", "3.0 days"]
+
+
+def test_screenshot(qtbot, preview, artifacts_dir):
+    show(qtbot, preview, load_preset("dcgan-fashion"))
+    preview.resize(560, 640)
+    preview.show()
+    qtbot.waitExposed(preview)
+    preview._result.setText("≈ 1,261 img/s on cpu; 10,000 steps ≈ 8 min")  # what an estimate shows
+    preview.grab().save(str(artifacts_dir / "arch_preview.png"))
+    assert (artifacts_dir / "arch_preview.png").stat().st_size > 0

@@ -1,0 +1,200 @@
+"""The config form: generated from RunConfig, validates every edit, marks bad fields, locks while running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QScrollArea, QSpinBox, QWidget
+
+from ganstudio.config import RunConfig, field_keys, is_live, load_preset, preset_names
+from ganstudio.gui.config_form import LOCKED_TIP, ConfigForm
+
+
+@pytest.fixture
+def form(qtbot):
+    widget = ConfigForm()
+    qtbot.addWidget(widget)
+    return widget
+
+
+def type_into(qtbot, editor: QLineEdit, text: str) -> None:
+    editor.selectAll()
+    qtbot.keyClick(editor, Qt.Key.Key_Delete)
+    qtbot.keyClicks(editor, text)
+
+
+def choose(editor: QComboBox, text: str) -> None:
+    index = editor.findText(text)
+    assert index >= 0, f"{text!r} is not a choice of {editor.objectName()}"
+    editor.setCurrentIndex(index)
+
+
+def is_marked(form: ConfigForm, key: str) -> bool:
+    error = form.findChild(QWidget, f"{key}.error")
+    return bool(form.widget_for(key).property("invalid")) and error.isVisibleTo(form) and bool(error.text())
+
+
+def test_every_field_has_a_named_widget_with_tooltip(form):
+    assert form.config() == load_preset("dcgan-fashion")
+    for key in field_keys():
+        widget = form.findChild(QWidget, key)
+        assert widget is form.widget_for(key), key
+        assert widget.toolTip() and widget.accessibleName(), key
+    assert form.findChild(QScrollArea) is not None
+
+
+def test_widgets_follow_annotations(form):
+    assert isinstance(form.widget_for("model.arch"), QComboBox)
+    assert isinstance(form.widget_for("train.tensorboard"), QCheckBox)
+    batch = form.widget_for("train.batch_size")
+    assert isinstance(batch, QSpinBox) and (batch.minimum(), batch.maximum()) == (1, 65536)
+    assert isinstance(form.widget_for("train.seed"), QLineEdit)  # 2**63 - 1 does not fit a QSpinBox
+    assert isinstance(form.widget_for("optim.lr_g"), QLineEdit)
+    assert form.widget_for("train.steps").placeholderText() == "none"
+    assert form.findChild(QWidget, "data.path.browse") is not None
+    assert "allowed > 0.0 and ≤ 1.0" in form.widget_for("optim.lr_g").toolTip()
+
+
+def test_choosing_a_preset_loads_it(form):
+    preset = form.findChild(QComboBox, "preset")
+    assert preset.currentText() == "dcgan-fashion" and preset.count() == len(preset_names())
+    index = preset.findText("wgan-gp")
+    preset.setCurrentIndex(index)
+    preset.activated.emit(index)  # what a person's choice emits
+    assert form.widget_for("loss.name").currentText() == "wgan-gp"
+    assert form.widget_for("optim.lr_g").text() == "0.0001"
+    assert form.widget_for("optim.n_critic").value() == 5
+    assert form.widget_for("name").text() == "wgan-gp"
+    assert form.config() == load_preset("wgan-gp")
+    assert preset.itemData(index, Qt.ItemDataRole.ToolTipRole).startswith("WGAN-GP")
+
+
+def test_invalid_learning_rate_is_marked_then_cleared(qtbot, form):
+    seen = []
+    form.validity_changed.connect(lambda valid, msg: seen.append((valid, msg)))
+    configs = []
+    form.config_changed.connect(configs.append)
+    lr = form.widget_for("optim.lr_g")
+    type_into(qtbot, lr, "-1")
+    assert form.config() is None and not form.is_valid()
+    assert seen[-1][0] is False and "optim.lr_g" in seen[-1][1] and "optim.lr_g" in form.error_text()
+    assert is_marked(form, "optim.lr_g") and "border" in lr.styleSheet()
+    assert not is_marked(form, "optim.lr_d")
+
+    type_into(qtbot, lr, "2e-4")
+    assert seen[-1] == (True, "") and form.error_text() == ""
+    assert not is_marked(form, "optim.lr_g") and lr.styleSheet() == ""
+    assert configs[-1].optim.lr_g == 2e-4 and form.config() == load_preset("dcgan-fashion")
+
+
+def test_text_that_is_no_number_is_marked(qtbot, form):
+    type_into(qtbot, form.widget_for("optim.lr_d"), "fast")
+    assert form.config() is None and is_marked(form, "optim.lr_d")
+    assert "valid number" in form.findChild(QWidget, "optim.lr_d.error").text()
+
+
+@pytest.mark.parametrize(("key", "bad", "good"),
+                         [("train.steps", "0", ""), ("data.max_images", "0", "1e3"), ("train.seed", "-1", "7")])
+def test_out_of_range_integers_in_text_boxes_are_marked(qtbot, form, key, bad, good):
+    type_into(qtbot, form.widget_for(key), bad)
+    assert form.config() is None and is_marked(form, key) and key in form.error_text()
+    type_into(qtbot, form.widget_for(key), good)
+    assert form.is_valid() and not is_marked(form, key)
+
+
+def test_batch_size_spin_box_keeps_to_its_bounds(qtbot, form):
+    batch = form.widget_for("train.batch_size")
+    batch.lineEdit().selectAll()
+    qtbot.keyClicks(batch, "100000")
+    qtbot.keyClick(batch, Qt.Key.Key_Return)
+    assert 1 <= batch.value() <= 65536 and form.is_valid()
+    batch.setValue(0)  # clamped by the spin box: an out-of-range batch size cannot be entered
+    assert form.config().train.batch_size == 1
+
+
+def test_cross_field_rule_marks_both_fields(form):
+    seen = []
+    form.validity_changed.connect(lambda valid, msg: seen.append((valid, msg)))
+    choose(form.widget_for("loss.name"), "wgan-gp")  # the default preset's D uses batch norm
+    assert form.config() is None
+    assert seen[-1][0] is False and "loss.name" in seen[-1][1] and "model.d_norm" in seen[-1][1]
+    assert is_marked(form, "loss.name") and is_marked(form, "model.d_norm")
+    choose(form.widget_for("model.d_norm"), "layer")
+    assert seen[-1] == (True, "") and form.config().loss.name == "wgan-gp"
+    assert not is_marked(form, "loss.name") and not is_marked(form, "model.d_norm")
+
+
+def test_running_locks_fields_that_are_not_live(form):
+    form.set_running(True)
+    arch = form.widget_for("model.arch")
+    assert not arch.isEnabled() and LOCKED_TIP in arch.toolTip()
+    assert not form.findChild(QComboBox, "preset").isEnabled()
+    assert not form.findChild(QWidget, "data.path.browse").isEnabled()
+    for key in field_keys():
+        assert form.widget_for(key).isEnabled() == is_live(key), key
+    form.set_running(False)
+    assert arch.isEnabled() and LOCKED_TIP not in arch.toolTip()
+
+
+def test_live_edit_while_running_is_sent_once_finished(qtbot, form):
+    form.set_running(True)
+    sent = []
+    form.live_changed.connect(lambda key, value: sent.append((key, value)))
+    lr = form.widget_for("optim.lr_g")
+    type_into(qtbot, lr, "0.001")
+    assert sent == []  # "0.001" passed through "0", "0.", …: nothing goes out before the edit ends
+    with qtbot.waitSignal(form.live_changed, timeout=1000) as blocker:
+        qtbot.keyClick(lr, Qt.Key.Key_Return)
+    assert blocker.args == ["optim.lr_g", 0.001]
+    form.widget_for("optim.n_critic").setValue(3)
+    assert sent == [("optim.lr_g", 0.001), ("optim.n_critic", 3)]
+    qtbot.keyClick(lr, Qt.Key.Key_Return)  # the same value again is not re-sent
+    assert len(sent) == 2
+
+
+def test_live_edit_is_not_sent_when_invalid_or_not_running(qtbot, form):
+    sent = []
+    form.live_changed.connect(lambda key, value: sent.append((key, value)))
+    lr = form.widget_for("optim.lr_g")
+    type_into(qtbot, lr, "0.001")
+    qtbot.keyClick(lr, Qt.Key.Key_Return)
+    form.set_running(True)
+    type_into(qtbot, lr, "5")
+    qtbot.keyClick(lr, Qt.Key.Key_Return)
+    assert sent == [] and is_marked(form, "optim.lr_g")
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_presets_round_trip(form, name):
+    config = load_preset(name)
+    form.set_config(config)
+    assert form.config() == config
+
+
+def test_optional_and_path_fields_round_trip(form):
+    config = RunConfig.model_validate({
+        "name": "full", "data": {"source": "folder", "path": str(Path("/data/faces")), "max_images": 500},
+        "train": {"steps": 10_000, "max_time": 90.5, "seed": 2**63 - 1, "threads": 2},
+        "optim": {"lr_g": 1e-5, "lr_d": 0.000123456789},
+    })
+    form.set_config(config)
+    assert form.widget_for("data.path").text() == str(Path("/data/faces"))
+    assert form.widget_for("optim.lr_g").text() == "1e-05"
+    assert form.config() == config
+    form.widget_for("data.path").setText("")  # source = folder needs a path: a section rule
+    assert is_marked(form, "data.path") and is_marked(form, "data.source")
+
+
+def test_screenshot(qtbot, form, artifacts_dir):
+    form.resize(460, 1500)  # tall enough to show every group in one picture
+    form.show()
+    qtbot.waitExposed(form)
+    form.grab().save(str(artifacts_dir / "config_form.png"))
+    type_into(qtbot, form.widget_for("optim.lr_g"), "-1")
+    choose(form.widget_for("loss.name"), "wgan-gp")
+    form.resize(460, 700)
+    form.findChild(QScrollArea).ensureWidgetVisible(form.widget_for("optim.lr_g"))
+    form.grab().save(str(artifacts_dir / "config_form_invalid.png"))
+    assert (artifacts_dir / "config_form.png").stat().st_size > 0
