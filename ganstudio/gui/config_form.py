@@ -9,101 +9,19 @@ very errors the CLI would, on the fields they name.
 from __future__ import annotations
 
 import re
-import types
-import typing
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
-from ganstudio.config import (ConfigError, RunConfig, allowed, from_dict, load_preset, preset_description,
-                              preset_names)
+from ganstudio.config import ConfigError, RunConfig, from_dict, load_preset, preset_description, preset_names
+from ganstudio.gui.form_schema import FieldSpec, form_sections
 
 DEFAULT_PRESET = "dcgan-fashion"
 LOCKED_TIP = "cannot change while training"
 ERROR_COLOR = "#c62828"
-_INT32 = (-(2**31), 2**31 - 1)  # QSpinBox holds a C int; wider ranges (a 64-bit seed) get a text box
-
-
-# --- the schema, read once -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FieldSpec:
-    """What the form needs to know about one config field."""
-
-    key: str                       # dotted, e.g. "optim.lr_g"
-    title: str
-    description: str
-    kind: str                      # "choice", "bool", "spin", "int", "float", "path" or "text"
-    optional: bool                 # ``X | None``: an empty text box means None
-    live: bool                     # may change while training
-    choices: tuple = ()
-    bounds: tuple[int, int] | None = None
-
-    @property
-    def tooltip(self) -> str:
-        lines = [self.description, allowed(self.key)]
-        if self.optional:
-            lines.append("Empty = none.")
-        if self.live:
-            lines.append("Can change while training.")
-        return "\n".join(line for line in lines if line)
-
-
-def form_sections() -> list[tuple[str | None, str, list[FieldSpec]]]:
-    """``(section name, title, fields)`` in schema order; top-level fields come as section ``None``."""
-    top: list[FieldSpec] = []
-    sections = []
-    for name, info in RunConfig.model_fields.items():
-        sub = info.annotation
-        if isinstance(sub, type) and hasattr(sub, "model_fields"):
-            specs = [_spec(f"{name}.{key}", field) for key, field in sub.model_fields.items()]
-            sections.append((name, info.title or name.capitalize(), specs))
-        else:
-            top.append(_spec(name, info))
-    return [(None, "", top), *sections]
-
-
-def _spec(key: str, info) -> FieldSpec:
-    annotation, optional = _strip_none(info.annotation)
-    live = bool((info.json_schema_extra or {}).get("live"))
-    common = dict(key=key, title=info.title or key, description=info.description or "", optional=optional, live=live)
-    if typing.get_origin(annotation) is Literal:
-        return FieldSpec(kind="choice", choices=typing.get_args(annotation), **common)
-    if annotation is bool:
-        return FieldSpec(kind="bool", **common)
-    if annotation is int:
-        bounds = _int_bounds(info.metadata)
-        fits = bounds is not None and _INT32[0] <= bounds[0] and bounds[1] <= _INT32[1]
-        return FieldSpec(kind="spin" if fits and not optional else "int", bounds=bounds, **common)
-    if annotation is float:
-        return FieldSpec(kind="float", **common)
-    if isinstance(annotation, type) and issubclass(annotation, Path):
-        return FieldSpec(kind="path", **common)
-    return FieldSpec(kind="text", **common)
-
-
-def _strip_none(annotation) -> tuple[Any, bool]:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1 and len(args) < len(typing.get_args(annotation)):
-            return args[0], True
-    return annotation, False
-
-
-def _int_bounds(metadata) -> tuple[int, int] | None:
-    """``(low, high)`` inclusive from pydantic's ge/gt/le/lt; None unless both sides are bounded."""
-    found: dict[str, int] = {}
-    for meta in metadata:
-        for attr, side, shift in (("ge", "low", 0), ("gt", "low", 1), ("le", "high", 0), ("lt", "high", -1)):
-            if getattr(meta, attr, None) is not None:
-                found[side] = int(getattr(meta, attr)) + shift
-    return (found["low"], found["high"]) if len(found) == 2 else None
-
-
 # --- editors --------------------------------------------------------------------------------------------
 class _Combo(QComboBox):
     """Takes the mouse wheel only when focused: scrolling the form must not change values on the way."""
