@@ -1,0 +1,222 @@
+"""SampleGallery: history and timeline, run folders, the in-memory bound, click to enlarge; grid layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog
+
+from ganstudio.gui.gallery import GridGeometry, SampleGallery, infer_geometry, make_grid
+
+
+def images_for(step: int, n: int = 16, size: int = 28, channels: int = 1) -> np.ndarray:
+    """Never-black images whose pixels say which step and image they are: value 40 + step + index."""
+    values = (40 + step + np.arange(n)) % 256
+    return np.broadcast_to(values[:, None, None, None], (n, size, size, channels)).astype(np.uint8)
+
+
+def shapes(n: int, size: int, seed: int) -> np.ndarray:
+    """Coloured discs on dark backgrounds, to look at in the screenshot."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    out = np.zeros((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        cy, cx, r = rng.uniform(size * 0.3, size * 0.7, 2).tolist() + [rng.uniform(size * 0.15, size * 0.4)]
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+        out[i] = rng.integers(10, 50, 3)
+        out[i][disc] = rng.integers(90, 256, 3)
+    return out
+
+
+def write_grid(folder, step: int, images: np.ndarray):
+    """A grid PNG as the run folder holds it: RGB, make_grid layout, step_NNNNNN.png."""
+    grid = make_grid(images)
+    if grid.shape[2] == 1:
+        grid = np.repeat(grid, 3, axis=2)  # torchvision's make_grid turns greyscale into RGB
+    path = folder / f"step_{step:06d}.png"
+    Image.fromarray(grid).save(path)
+    return path
+
+
+def make_gallery(qtbot, **kwargs) -> SampleGallery:
+    widget = SampleGallery(**kwargs)
+    qtbot.addWidget(widget)
+    widget.resize(420, 480)
+    return widget
+
+
+@pytest.fixture
+def gallery(qtbot):
+    return make_gallery(qtbot)
+
+
+@pytest.fixture
+def small(qtbot):
+    """A gallery that keeps only 4 decoded grids in memory."""
+    return make_gallery(qtbot, max_in_memory=4)
+
+
+def shown_value(gallery, index: int) -> int:
+    """The grey value painted in the middle of image ``index`` of the shown grid."""
+    geo = gallery.view.geometry_
+    x, y = geo.origin(index)
+    return gallery.view.image.pixelColor(x + geo.cell_w // 2, y + geo.cell_h // 2).red()
+
+
+# --- grid layout ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 2, 5, 10, 16, 17, 64])
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_infer_geometry_from_png_size(n, size):
+    true = GridGeometry.of(n, size, size)
+    grid = make_grid(images_for(0, n, size))
+    assert grid.shape[:2] == (true.height, true.width)
+    guessed = infer_geometry(true.width, true.height)
+    assert (guessed.ncol, guessed.nrow, guessed.cell_w, guessed.cell_h) == (true.ncol, true.nrow, size, size)
+    assert infer_geometry(true.width, true.height, grid=grid) == true  # pixels give the exact count
+
+
+def test_infer_geometry_resolves_ambiguous_sizes_with_hints_or_pixels():
+    # 122 x 122 is 4 x 4 images of 28 px or 2 x 2 of 58 px
+    four = make_grid(images_for(0, 4, 58))
+    assert four.shape[:2] == (122, 122)
+    assert infer_geometry(122, 122).cell_w == 28  # the common size wins when nothing else is known
+    assert infer_geometry(122, 122, grid=four) == GridGeometry.of(4, 58, 58)  # no padding through images
+    assert infer_geometry(122, 122, image_size=58).cell_w == 58
+    assert infer_geometry(122, 122, n=4) == GridGeometry.of(4, 58, 58)
+
+
+def test_geometry_maps_pixels_to_cells():
+    geo = GridGeometry.of(10, 28, 28)  # 4 per row, 3 rows, two empty cells at the end
+    assert (geo.width, geo.height) == (122, 92)
+    assert geo.cell_at(2, 2) == 0 and geo.cell_at(29, 29) == 0 and geo.cell_at(32, 2) == 1
+    assert geo.cell_at(30, 5) is None and geo.cell_at(31, 31) is None and geo.cell_at(1, 9) is None  # padding
+    assert geo.cell_at(*geo.origin(9)) == 9 and geo.cell_at(*geo.origin(9)[::-1]) == 6
+    assert geo.cell_at(*geo.origin(10)) is None  # an empty cell
+
+
+def test_make_grid_matches_the_run_folder():
+    pytest.importorskip("torch")
+    from ganstudio.engine.rundir import grid_image
+
+    for n, channels in [(1, 3), (5, 1), (16, 3), (10, 1)]:
+        images = np.random.default_rng(n).integers(0, 256, (n, 12, 12, channels), dtype=np.uint8)
+        theirs = np.asarray(grid_image(images))
+        ours = make_grid(images)
+        if theirs.ndim == 2:
+            theirs = theirs[..., None]
+        np.testing.assert_array_equal(np.broadcast_to(ours, theirs.shape), theirs)
+
+
+# --- the widget -------------------------------------------------------------------------------------
+def test_snapshots_grow_the_timeline_and_the_newest_is_shown(gallery):
+    assert gallery.snapshot_count() == 0 and gallery.current_step() is None
+    for k in range(5):
+        gallery.add_snapshot(250 * k, images_for(k))
+    assert gallery.snapshot_count() == 5
+    assert (gallery.timeline.minimum(), gallery.timeline.maximum(), gallery.timeline.value()) == (0, 4, 4)
+    assert gallery.current_step() == 1000
+    assert gallery.label.text() == "step 1,000 (5 / 5)"
+    assert shown_value(gallery, 3) == 40 + 4 + 3
+    gallery.add_snapshot(1250, images_for(5))
+    assert gallery.current_step() == 1250 and gallery.label.text() == "step 1,250 (6 / 6)"
+
+
+def test_scrolled_back_stays_put_while_the_range_grows(gallery):
+    for k in range(4):
+        gallery.add_snapshot(100 * k, images_for(k))
+    gallery.show_index(1)
+    assert gallery.current_step() == 100 and gallery.timeline.value() == 1
+    gallery.add_snapshot(400, images_for(4))
+    assert gallery.current_step() == 100 and gallery.timeline.maximum() == 4
+    assert gallery.label.text() == "step 100 (2 / 5)"
+    assert shown_value(gallery, 0) == 40 + 1
+    gallery.timeline.setValue(gallery.timeline.maximum())  # back at the end: follows again
+    gallery.add_snapshot(500, images_for(5))
+    assert gallery.current_step() == 500
+
+
+def test_load_run_restores_history_in_step_order(gallery, tmp_path):
+    for step in (1200, 0, 40, 400):  # written out of order; one unrelated file
+        write_grid(tmp_path, step, images_for(step // 40, n=10))
+    (tmp_path / "notes.txt").write_text("not a sample")
+    gallery.load_run(tmp_path)
+    assert gallery.snapshot_count() == 4 and gallery.steps() == [0, 40, 400, 1200]
+    assert gallery.current_step() == 1200 and gallery.label.text() == "step 1,200 (4 / 4)"
+    assert gallery.view.geometry_ == GridGeometry.of(10, 28, 28)
+    gallery.show_index(1)
+    assert gallery.current_step() == 40 and shown_value(gallery, 2) == 40 + 1 + 2
+    gallery.clear()
+    assert gallery.snapshot_count() == 0 and gallery.label.text() == "no samples yet"
+
+
+def test_memory_is_bounded_and_every_snapshot_stays_viewable(small, tmp_path):
+    gallery = small
+    for k in range(10):  # a live run: images and the file they were saved to
+        gallery.add_snapshot(k, images_for(k), write_grid(tmp_path, k, images_for(k)))
+        assert gallery.decoded_count() <= gallery.max_in_memory
+    for k in reversed(range(10)):
+        gallery.show_index(k)
+        assert gallery.decoded_count() <= gallery.max_in_memory
+        assert gallery.current_step() == k and shown_value(gallery, 0) == 40 + k
+    gallery.show_index(9)  # back at the newest, so the next one is shown
+    gallery.add_snapshot(10, None, write_grid(tmp_path, 10, images_for(10)))  # watching a folder: file only
+    assert gallery.current_step() == 10 and shown_value(gallery, 1) == 40 + 10 + 1
+    gallery.load_run(tmp_path)  # reopened: nothing decoded until shown, then at most 4
+    assert gallery.snapshot_count() == 11 and gallery.decoded_count() == 1
+    for k in [0, 5, 1, 9, 2, 3, 4, 8, 0, 10]:
+        gallery.show_index(k)
+        assert gallery.decoded_count() <= gallery.max_in_memory
+        assert gallery.current_step() == k and shown_value(gallery, 15) == 40 + k + 15
+
+
+def test_without_files_only_the_newest_are_kept(small):
+    gallery = small
+    for k in range(7):
+        gallery.add_snapshot(k, images_for(k))
+    assert gallery.snapshot_count() == gallery.max_in_memory == gallery.decoded_count()
+    assert gallery.steps() == [3, 4, 5, 6]
+    assert gallery.label.text() == "step 6 (4 / 4)"
+
+
+def test_clicking_an_image_enlarges_it(qtbot, gallery):
+    gallery.add_snapshot(300, images_for(7, n=10))
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    geo = gallery.view.geometry_
+    x, y = geo.origin(6)
+    pos = gallery.view.widget_pos(x + geo.cell_w / 2, y + geo.cell_h / 2)
+    with qtbot.waitSignal(gallery.image_clicked, timeout=1000) as blocker:
+        qtbot.mouseClick(gallery.view, Qt.MouseButton.LeftButton, pos=pos)
+    assert blocker.args == [300, 6]
+    dialog = gallery.findChild(QDialog, "enlarged")
+    assert dialog is not None and dialog.isVisible() and (dialog.step, dialog.index) == (300, 6)
+    picture = dialog.picture.pixmap().toImage()
+    assert picture.width() == 28 * (384 // 28) and picture.pixelColor(5, 5).red() == 40 + 7 + 6
+    assert "image 7 of 10" in dialog.caption.text()
+    dialog.close()
+    padding = gallery.view.widget_pos(x - 1, y + 3)
+    with qtbot.assertNotEmitted(gallery.image_clicked):
+        qtbot.mouseClick(gallery.view, Qt.MouseButton.LeftButton, pos=padding)
+
+
+def test_rejects_bad_images_and_names_widgets(gallery):
+    with pytest.raises(ValueError, match="uint8"):
+        gallery.add_snapshot(0, np.zeros((4, 8, 8, 3), dtype=np.float32))
+    assert gallery.timeline.objectName() == "timeline" and gallery.timeline.accessibleName()
+    assert gallery.view.objectName() and gallery.view.accessibleName()
+
+
+def test_screenshot(qtbot, gallery, artifacts_dir):
+    for k in range(12):
+        gallery.add_snapshot(250 * k, shapes(16, 32, seed=k))
+    gallery.show_index(9)
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    assert gallery.grab().save(str(artifacts_dir / "gallery.png"))
+    geo = gallery.view.geometry_
+    qtbot.mouseClick(gallery.view, Qt.MouseButton.LeftButton, pos=gallery.view.widget_pos(*geo.origin(5)))
+    dialog = gallery.findChild(QDialog, "enlarged")
+    assert dialog.grab().save(str(artifacts_dir / "gallery_enlarged.png"))
+    dialog.close()

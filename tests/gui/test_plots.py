@@ -1,0 +1,191 @@
+"""TrainingPlots: data in, curves out; smoothing against a hand-written reference; markers; buffers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ganstudio.gui.plots import KEYS, Columns, TrainingPlots, ema_debiased
+
+
+def reference_ema(values, weight):
+    """TensorBoard's smoothing, one value at a time."""
+    last, count, out = 0.0, 0, []
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(math.nan)
+            continue
+        last = last * weight + (1 - weight) * v
+        count += 1
+        out.append(last / (1 - weight**count))
+    return np.array(out)
+
+
+def make_rows(start, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"step": s, "epoch": 0, "loss_d": float(rng.uniform(0.3, 1.0)), "loss_g": float(rng.uniform(1, 3)),
+             "d_real": float(rng.uniform(0.5, 0.9)), "d_fake": float(rng.uniform(0.1, 0.5)),
+             "grad_norm_d": float(rng.uniform(1, 10)), "grad_norm_g": float(rng.uniform(0.1, 5)),
+             "lr_d": 2e-4, "lr_g": 2e-4, "images_per_s": 900.0, "wall_time": s * 0.01}
+            for s in range(start, start + n)]
+
+
+@pytest.fixture
+def plots(qtbot):
+    widget = TrainingPlots()
+    qtbot.addWidget(widget)
+    widget.resize(700, 600)
+    return widget
+
+
+def drawn(curve):
+    """The data the curve was given (getData() would return what is displayed: downsampled)."""
+    x, y = curve.xData, curve.yData
+    return (np.array([]), np.array([])) if x is None else (x, y)
+
+
+def wait_drawn(qtbot, plots, n):
+    qtbot.waitUntil(lambda: len(drawn(plots.curves["loss_d"])[0]) == n, timeout=2000)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.6, 0.99])
+def test_ema_matches_reference_and_extends_in_chunks(weight):
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=3000)
+    values[::41] = np.nan
+    values[7] = np.inf
+    expected = reference_ema(values, weight)
+    whole, _, _ = ema_debiased(values, weight)
+    np.testing.assert_allclose(whole, expected, rtol=1e-12, atol=1e-12)
+    pieces, last, count = [], 0.0, 0
+    for start in range(0, len(values), 257):
+        part, last, count = ema_debiased(values[start:start + 257], weight, last, count)
+        pieces.append(part)
+    np.testing.assert_allclose(np.concatenate(pieces), expected, rtol=1e-12, atol=1e-12)
+    assert count == np.isfinite(values).sum()
+
+
+def test_columns_double_when_full_and_keep_their_data():
+    cols = Columns(("a", "b"), capacity=4)
+    for start in range(0, 30, 3):
+        cols.extend({"a": np.arange(start, start + 3, dtype=float)})  # "b" absent -> NaN
+    assert cols.size == 30 and cols.capacity == 32
+    np.testing.assert_array_equal(cols.view("a"), np.arange(30))
+    assert np.isnan(cols.view("b")).all()
+
+
+def test_append_counts_rows_and_the_timer_draws_them_all(qtbot, plots):
+    for start in range(0, 500, 10):  # 50 appends inside one timer period -> one redraw with everything
+        plots.append(make_rows(start, 10))
+    assert plots.point_count() == 500
+    assert plots._timer.isActive()
+    wait_drawn(qtbot, plots, 500)
+    x, y = drawn(plots.curves["loss_g"])
+    np.testing.assert_array_equal(x, np.arange(500))
+    assert len(drawn(plots.raw_curves["grad_norm_d"])[0]) == 500
+
+
+def test_buffers_grow_past_their_capacity(qtbot, plots):
+    rows = make_rows(0, 5000, seed=3)
+    for start in range(0, 5000, 700):
+        plots.append(rows[start:start + 700])
+    assert plots.point_count() == 5000 and plots._data.capacity >= 5000
+    expected = np.array([r["d_fake"] for r in rows])
+    np.testing.assert_array_equal(plots._data.view("d_fake"), expected)
+    np.testing.assert_allclose(plots.smoothed("d_fake"), reference_ema(expected, plots.smoothing_weight()))
+    wait_drawn(qtbot, plots, 5000)
+
+
+def test_none_and_absent_values_become_gaps(qtbot, plots):
+    rows = make_rows(0, 6)
+    rows[2]["loss_d"] = None
+    del rows[4]["loss_g"]
+    plots.append(rows + [{"step": 6, "fid": 31.0}])  # a row with nothing to plot is skipped
+    assert plots.point_count() == 6
+    wait_drawn(qtbot, plots, 6)
+    _, raw_d = drawn(plots.raw_curves["loss_d"])
+    _, smooth_g = drawn(plots.curves["loss_g"])
+    assert np.isnan(raw_d[2]) and np.isnan(smooth_g[4])
+    assert np.isfinite(raw_d[[0, 1, 3, 4, 5]]).all()
+    assert plots.curves["loss_d"].opts["skipFiniteCheck"] is False  # a NaN must stay a visible gap
+
+
+def test_smoothing_slider_recomputes_every_curve(qtbot, plots):
+    rows = make_rows(0, 200, seed=5)
+    rows[50]["loss_g"] = None
+    plots.append(rows[:120])
+    plots.append(rows[120:])
+    raw = [r["loss_g"] for r in rows]
+    np.testing.assert_allclose(plots.smoothed("loss_g"), reference_ema(raw, plots.smoothing_weight()))
+    plots.smoothing.setValue(90)
+    np.testing.assert_allclose(plots.smoothed("loss_g"), reference_ema(raw, 0.9))
+    plots.append(make_rows(200, 30, seed=6))  # extended incrementally from the new state
+    more = raw + [r["loss_g"] for r in make_rows(200, 30, seed=6)]
+    np.testing.assert_allclose(plots.smoothed("loss_g"), reference_ema(more, 0.9))
+    wait_drawn(qtbot, plots, 230)
+    np.testing.assert_allclose(drawn(plots.curves["loss_g"])[1], reference_ema(more, 0.9))
+    plots.smoothing.setValue(0)
+    np.testing.assert_allclose(plots.smoothed("loss_g"), np.array(more, dtype=float))
+
+
+def test_markers_on_every_panel_and_load_rows_replaces(qtbot, plots):
+    plots.append(make_rows(0, 100))
+    plots.add_marker(40, "paused")
+    plots.add_marker(60, "lr_g → 1e-3")
+    assert plots.marker_count() == 2
+    for panel in plots.panels:
+        lines = [item for item in panel.items if type(item).__name__ == "InfiniteLine"]
+        assert sorted(line.value() for line in lines) == [40, 60]
+    plots.load_rows(make_rows(1000, 30))
+    assert plots.point_count() == 30 and plots.marker_count() == 0
+    assert not any(type(item).__name__ == "InfiniteLine" for item in plots.panels[0].items)
+    wait_drawn(qtbot, plots, 30)
+    assert drawn(plots.curves["d_real"])[0][0] == 1000
+    plots.clear()
+    assert plots.point_count() == 0
+    wait_drawn(qtbot, plots, 0)
+
+
+def test_a_palette_change_recolours_background_and_legends(plots):
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = plots.palette()
+    palette.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    palette.setColor(QPalette.ColorRole.Text, QColor("#e6e6e6"))
+    plots.setPalette(palette)  # what switching to the dark theme does
+    assert plots.canvas.backgroundBrush().color().name() == "#1e1e1e"
+    for panel in plots.panels:
+        assert panel.legend.brush().color().name() == "#1e1e1e"
+        assert panel.legend.labelTextColor().name() == "#e6e6e6"
+
+
+def test_long_curves_are_downsampled_and_clipped(plots):
+    # set on the PlotItem: a curve's own options are overwritten when it is added to a plot
+    for curve in (*plots.curves.values(), *plots.raw_curves.values()):
+        assert curve.opts["autoDownsample"] and curve.opts["clipToView"]
+        assert curve.opts["downsampleMethod"] == "peak"
+
+
+def test_names_and_screenshot(qtbot, plots, artifacts_dir):
+    assert plots.smoothing.objectName() == "smoothing" and plots.smoothing.accessibleName()
+    rng = np.random.default_rng(7)
+    n = 3000
+    steps = np.arange(n)
+    rows = [{"step": int(s), "loss_d": 0.7 + 0.6 * np.exp(-s / 400) + 0.15 * rng.normal(),
+             "loss_g": 1.2 + 1.5 * (1 - np.exp(-s / 600)) + 0.3 * rng.normal(),
+             "d_real": 0.65 + 0.2 * np.exp(-s / 500) + 0.05 * rng.normal(),
+             "d_fake": 0.3 - 0.1 * np.exp(-s / 500) + 0.05 * rng.normal(),
+             "grad_norm_d": float(np.exp(rng.normal(1.0, 0.5))), "grad_norm_g": float(np.exp(rng.normal(0, 0.5)))}
+            for s in steps]
+    for r in rows[1500:1530]:
+        r["loss_g"] = None  # a NaN stretch shows as a gap
+    plots.append(rows)
+    plots.add_marker(1000, "paused")
+    plots.add_marker(2200, "lr_g → 1e-3")
+    plots.show()
+    qtbot.waitExposed(plots)
+    wait_drawn(qtbot, plots, n)
+    assert all(key in plots.curves for key in KEYS)
+    assert plots.grab().save(str(artifacts_dir / "plots.png"))
