@@ -8,7 +8,8 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
-from ganstudio.gui.gallery import GridGeometry, SampleGallery, infer_geometry, make_grid
+from ganstudio.gui.gallery import SampleGallery
+from ganstudio.gui.grid_layout import GridGeometry, infer_geometry, make_grid
 
 
 def images_for(step: int, n: int = 16, size: int = 28, channels: int = 1) -> np.ndarray:
