@@ -1,4 +1,4 @@
-"""``ganstudio``: the studio window, and the headless commands train, sample and presets."""
+"""``ganstudio``: the studio window, and the headless commands train, sample, export and presets."""
 
 from __future__ import annotations
 
@@ -62,9 +62,37 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
     sample.set_defaults(func=cmd_sample)
 
+    _add_export_parser(sub)
+
     presets = sub.add_parser("presets", help="list the bundled presets")
     presets.set_defaults(func=cmd_presets)
     return parser
+
+
+def _add_export_parser(sub) -> None:
+    export = sub.add_parser(
+        "export", help="write grids, single images, a progress GIF or a latent interpolation",
+        description="Write exports from a run folder. Give at least one of --grid, --singles, --gif, "
+                    "--interpolate. The folder that holds each output must exist.")
+    export.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (or a checkpoint file)")
+    export.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
+    outputs = export.add_argument_group("outputs (at least one)")
+    outputs.add_argument("--grid", type=Path, metavar="OUT.png", help="one grid PNG of N images")
+    outputs.add_argument("--singles", type=Path, metavar="FOLDER", help="N PNGs, FOLDER/sample_00000.png ...")
+    outputs.add_argument("--gif", type=Path, metavar="OUT.gif", help="an animated GIF of the run's samples/")
+    outputs.add_argument("--interpolate", type=Path, metavar="OUT",
+                         help="a latent interpolation: OUT.png a strip, OUT.gif an animation a->b->a")
+    images = export.add_argument_group("images")
+    images.add_argument("-n", type=int, default=64, help="how many images for --grid/--singles (default 64)")
+    images.add_argument("--seed", type=int, default=0, help="noise seed for --grid/--singles (default 0)")
+    images.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default 8)")
+    walk = export.add_argument_group("interpolation")
+    walk.add_argument("--seeds", type=int, nargs=2, default=(0, 1), metavar=("A", "B"),
+                      help="noise seeds of the two ends (default 0 1)")
+    walk.add_argument("--steps", type=int, default=10, help="images from A to B, ends included (default 10)")
+    walk.add_argument("--rows", type=int, default=1, help="pairs of latents, one row each (default 1)")
+    walk.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
+    export.set_defaults(func=cmd_export, usage_error=export.error)
 
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
@@ -159,6 +187,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
         pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
         atomic_write(args.out / f"sample_{i:05d}.png", lambda f, pil=pil: pil.save(f, format="PNG"))
     print(f"wrote {args.n} images to {args.out}/")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ganstudio.export import ExportPlan, run_plan
+
+    plan = ExportPlan(run_dir=args.run_dir, checkpoint=args.checkpoint, grid=args.grid, singles=args.singles,
+                      gif=args.gif, interpolation=args.interpolate, n=args.n, seed=args.seed, fps=args.fps,
+                      seeds=tuple(args.seeds), steps=args.steps, rows=args.rows,
+                      mode="slerp" if args.slerp else "linear")
+    if not plan.outputs():
+        args.usage_error("nothing to export: give at least one of --grid, --singles, --gif, --interpolate")
+    for written in run_plan(plan):
+        print(f"wrote {written.what} to {written.path}")
     return 0
 
 

@@ -1,0 +1,223 @@
+"""The export dialog: each kind of export through its thread, errors in the dialog, no thread left over."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from PIL import Image
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QToolButton
+
+from ganstudio.gui import threads
+from ganstudio.gui.export_dialog import ExportDialog
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A 6-step DCGAN run: sample grids at steps 0, 2, 4, 6 and checkpoints/last.pt (trained once)."""
+    from ganstudio.config import RunConfig
+    from ganstudio.engine import Trainer
+
+    config = RunConfig.model_validate({
+        "name": "tiny",
+        "data": {"source": "bundled", "max_images": 128, "image_size": 28},
+        "model": {"arch": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8},
+        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 2, "steps": 6,
+                  "checkpoint_every": 5, "num_samples": 16, "seed": 1},
+    })
+    path = tmp_path_factory.mktemp("dialog") / "tiny-run"
+    trainer = Trainer(config, path)
+    trainer.run()
+    trainer.close()
+    return path
+
+
+@pytest.fixture
+def run(trained_run, tmp_path):
+    """A private copy, so a test may write into (or break) its run folder."""
+    return shutil.copytree(trained_run, tmp_path / "tiny-run")
+
+
+@pytest.fixture
+def dialog(qtbot, run, tmp_path):
+    dialog = ExportDialog(run)
+    qtbot.addWidget(dialog)
+    out = tmp_path / "out"
+    out.mkdir()
+    dialog.folder.setText(str(out))
+    dialog.grid_box.setChecked(False)
+    return dialog
+
+
+def _choose(dialog, *, grid=False, singles=False, gif=False, interpolation=None):
+    dialog.grid_box.setChecked(grid)
+    dialog.singles_box.setChecked(singles)
+    dialog.gif_box.setChecked(gif)
+    dialog.interp_box.setChecked(interpolation is not None)
+    if interpolation:
+        dialog.interp_format.setCurrentIndex(dialog.interp_format.findData(interpolation))
+
+
+def _export(qtbot, dialog) -> list[str]:
+    with qtbot.waitSignal(dialog.finished_export, timeout=WAIT_MS) as finished:
+        assert dialog.start_export()
+    assert not dialog.running and dialog.error.isHidden()
+    return finished.args[0]
+
+
+def test_dialog_shows_the_checkpoint_and_the_samples(dialog):
+    assert "step <b>6</b>" in dialog.source.text()
+    assert dialog.gif_box.text() == "Progress GIF (4 sample grids)" and dialog.gif_box.isEnabled()
+    assert dialog.windowTitle() == "Export — tiny-run"
+
+
+def test_grid(qtbot, dialog, tmp_path):
+    _choose(dialog, grid=True)
+    dialog.count.setValue(10)
+    dialog.seed.setValue(4)
+    paths = _export(qtbot, dialog)
+    assert paths == [str(tmp_path / "out" / "grid_n10_seed4.png")]
+    with Image.open(paths[0]) as grid:
+        assert grid.size == (4 * 30 + 2, 3 * 30 + 2)
+    assert dialog.progress.value() == dialog.progress.maximum()
+    assert "grid_n10_seed4.png" in dialog.status.text()
+
+
+def test_singles(qtbot, dialog, tmp_path):
+    _choose(dialog, singles=True)
+    dialog.count.setValue(7)
+    (folder,) = _export(qtbot, dialog)
+    files = sorted((tmp_path / "out" / "singles_n7_seed0").iterdir())
+    assert folder == str(tmp_path / "out" / "singles_n7_seed0") and len(files) == 7
+    with Image.open(files[0]) as first:
+        assert first.size == (28, 28)
+
+
+def test_progress_gif(qtbot, dialog, tmp_path):
+    _choose(dialog, gif=True)
+    (path,) = _export(qtbot, dialog)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 4
+
+
+@pytest.mark.parametrize("kind, frames", [("png", 1), ("gif", 2 * 5 - 2)])
+def test_interpolation(qtbot, dialog, kind, frames):
+    _choose(dialog, interpolation=kind)
+    dialog.seed_a.setValue(2)
+    dialog.seed_b.setValue(40)
+    dialog.steps.setValue(5)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("slerp"))
+    (path,) = _export(qtbot, dialog)
+    assert path.endswith(f"interpolation_2-40_slerp.{kind}")
+    with Image.open(path) as image:
+        assert getattr(image, "n_frames", 1) == frames
+        if kind == "png":
+            assert image.size == (5 * 30 + 2, 30 + 2)
+
+
+def test_everything_at_once_into_the_default_folder(qtbot, run):
+    dialog = ExportDialog(run)
+    qtbot.addWidget(dialog)
+    _choose(dialog, grid=True, singles=True, gif=True, interpolation="gif")
+    dialog.count.setValue(4)
+    assert dialog.folder.text() == str(run / "exports")  # created on export: it lies inside the run
+    paths = _export(qtbot, dialog)
+    assert len(paths) == 4 and all((run / "exports" / p).exists() for p in paths)
+
+
+def test_a_folder_that_is_a_file_shows_an_error_and_starts_nothing(dialog, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # tests run as root: chmod would not stop the write
+    _choose(dialog, grid=True)
+    dialog.folder.setText(str(blocker / "exports"))
+    assert dialog.start_export() is False
+    assert not dialog.running and not any(t.isRunning() for t in threads.live_threads())
+    assert not dialog.error.isHidden() and "is a file, not a folder" in dialog.error.text()
+    assert dialog.export_button.isEnabled()  # fix the folder and try again
+
+
+def test_a_missing_folder_shows_an_error(dialog, tmp_path):
+    _choose(dialog, singles=True)
+    dialog.folder.setText(str(tmp_path / "nowhere" / "deeper"))
+    assert dialog.start_export() is False
+    assert "does not exist" in dialog.error.text()
+    dialog.folder.setText("  ")
+    assert dialog.start_export() is False and dialog.error.text() == "Choose an output folder"
+
+
+def test_a_failure_inside_the_thread_reaches_the_error_label(qtbot, dialog, run):
+    (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")  # broken after the dialog opened
+    _choose(dialog, grid=True)
+    with qtbot.waitSignal(dialog.failed_export, timeout=WAIT_MS) as failed:
+        assert dialog.start_export()
+    assert "not a checkpoint" in failed.args[0] and "Traceback" not in failed.args[0]
+    assert not dialog.error.isHidden() and dialog.error.text().lower() == failed.args[0].lower()
+    assert not dialog.running and dialog.export_button.isEnabled()
+
+
+def test_a_run_without_a_checkpoint_disables_export(qtbot, tmp_path):
+    empty = tmp_path / "new-run"
+    empty.mkdir()
+    dialog = ExportDialog(empty)
+    qtbot.addWidget(dialog)
+    assert not dialog.export_button.isEnabled()
+    assert "Nothing to export yet" in dialog.source.text() and "has no checkpoints/last.pt yet" in dialog.source.text()
+    assert not dialog.gif_box.isEnabled() and dialog.gif_box.text() == "Progress GIF (0 sample grids)"
+    assert dialog.start_export() is False and not dialog.running
+
+
+def test_closing_mid_export_stops_the_thread(qtbot, dialog):
+    _choose(dialog, singles=True)
+    dialog.count.setValue(20_000)  # long enough to still be running when the dialog closes
+    failed = []
+    dialog.failed_export.connect(failed.append)
+    dialog.show()
+    assert dialog.start_export() and dialog.running
+    dialog.close()
+    assert not dialog.running
+    assert not any(t.isRunning() for t in threads.live_threads())
+    qtbot.waitUntil(lambda: failed == ["export cancelled"], timeout=WAIT_MS)
+
+
+def test_export_is_enabled_only_with_something_to_write(dialog):
+    _choose(dialog)
+    assert not dialog.export_button.isEnabled()
+    dialog.gif_box.setChecked(True)
+    assert dialog.export_button.isEnabled() and dialog.fps.isEnabled() and not dialog.count.isEnabled()
+    _choose(dialog, interpolation="png")
+    assert dialog.interp_group.isEnabled() and not dialog.fps.isEnabled()
+    dialog.interp_format.setCurrentIndex(dialog.interp_format.findData("gif"))
+    assert dialog.fps.isEnabled()
+
+
+def test_browse_button_fills_the_folder(qtbot, dialog, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args: str(tmp_path))
+    dialog.browse.click()
+    assert dialog.folder.text() == str(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args: "")  # cancelled
+    dialog.browse.click()
+    assert dialog.folder.text() == str(tmp_path)
+
+
+def test_every_input_is_named_for_tests_and_screen_readers(dialog):
+    inputs = [w for kind in (QCheckBox, QSpinBox, QDoubleSpinBox, QComboBox, QLineEdit, QToolButton)
+              for w in dialog.findChildren(kind) if w.parent() is not None and not w.objectName().startswith("qt_")]
+    inputs = [w for w in inputs if not isinstance(w.parent(), (QSpinBox, QDoubleSpinBox, QComboBox))]
+    assert len(inputs) >= 15
+    for widget in inputs + [dialog.export_button, dialog.error, dialog.progress]:
+        assert widget.objectName().startswith("export_"), widget
+        assert widget.accessibleName(), widget.objectName()
+    assert dialog.objectName() == "export_dialog"
+
+
+def test_screenshot(qtbot, dialog, artifacts_dir):
+    _choose(dialog, grid=True, gif=True, interpolation="gif")
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    _export(qtbot, dialog)
+    qtbot.wait(50)  # let the layout take the result line's height
+    dialog.grab().save(str(artifacts_dir / "export_dialog.png"))
