@@ -11,8 +11,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """No test reads or writes the user's real dataset cache."""
-    monkeypatch.setenv("GANSTUDIO_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    """No test reads or writes the user's dataset cache, settings or runs."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("GANSTUDIO_CACHE", str(base / "cache"))
+    monkeypatch.setenv("GANSTUDIO_SETTINGS", str(base / "settings.ini"))  # never the user's QSettings
+    monkeypatch.setenv("GANSTUDIO_RUNS", str(base / "runs"))
 
 
 @pytest.fixture

@@ -36,9 +36,13 @@ def test_missing_run_is_exit_1(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_no_arguments_says_gui_is_missing(capsys):
-    assert main([]) == 1
-    assert "studio window" in capsys.readouterr().err
+def test_no_arguments_opens_the_studio(monkeypatch):
+    import ganstudio.gui.app
+
+    opened = []
+    monkeypatch.setattr(ganstudio.gui.app, "run_studio", lambda: opened.append(True) or 0)
+    assert main([]) == 0
+    assert opened == [True]
 
 
 def test_train_resume_and_sample(tmp_path, capsys):

@@ -56,7 +56,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
             f"refused to load {path}: it contains objects other than tensors and plain values "
             f"(not a ganstudio checkpoint, or a tampered one); nothing in it was run"
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as err:
         raise CheckpointError(f"cannot read checkpoint {path}: it is truncated or not a checkpoint ({err})") from err
     _check_compatible(path, payload)
     return payload

@@ -201,9 +201,10 @@ def test_foreign_and_incompatible_checkpoints_are_refused(tiny_config, tmp_path)
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="format 99"):
         checkpoint.load(path)
-    path.write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="truncated or not a checkpoint"):
-        checkpoint.load(path)
+    for junk in (b"garbage", b"\x80\x02garbage", b""):
+        path.write_bytes(junk)
+        with pytest.raises(CheckpointError, match="truncated or not a checkpoint"):
+            checkpoint.load(path)
 
 
 def test_full_disk_keeps_previous_checkpoint(tiny_config, tmp_path, monkeypatch):

@@ -1,0 +1,308 @@
+"""The studio's main window: docks for the config, plots, samples and log; menus, toolbar, status bar.
+
+The window composes widgets and forwards commands to the training session (``run_control.py``); it holds
+no training logic. Window geometry, dock layout and the last config persist in QSettings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QStyle, QToolBar, QWidget
+
+from ganstudio import __version__
+from ganstudio.config import ConfigError, RunConfig, load_preset
+from ganstudio.gui.arch_preview import ArchitecturePreview
+from ganstudio.gui.config_form import ConfigForm
+from ganstudio.gui.gallery import SampleGallery
+from ganstudio.gui.log_view import LogView
+from ganstudio.gui.plots import TrainingPlots
+from ganstudio.gui.run_control import RunController
+from ganstudio.gui.status import StatusBar
+from ganstudio.gui.theme import apply_theme
+
+# (name, text, shortcut, status tip) — every action is created from this table in one place
+ACTIONS = [
+    ("new_run", "&New run", "Ctrl+N", "Clear the window for a new run with the current settings"),
+    ("open_run", "&Open run…", "Ctrl+O", "Open a run folder: its history, and Start continues it"),
+    ("open_config", "Open &config…", "", "Load settings from a TOML file"),
+    ("save_config", "&Save config as…", "Ctrl+Shift+S", "Save the current settings as a TOML file"),
+    ("export", "&Export…", "Ctrl+E", "Write images, a progress GIF or an interpolation from the run"),
+    ("quit", "&Quit", "Ctrl+Q", "Close the studio (a running training saves a checkpoint first)"),
+    ("start", "&Start", "F5", "Start training (or continue the opened run)"),
+    ("pause", "&Pause", "Space", "Pause or resume training"),
+    ("step", "S&tep", "F10", "Run exactly one D+G step, then stay paused"),
+    ("step_d", "Step &D", "Alt+F10", "Run one discriminator step only"),
+    ("step_g", "Step &G", "Shift+F10", "Run one generator step only"),
+    ("stop", "St&op", "Shift+F5", "Stop training and save a checkpoint"),
+    ("sample_now", "Sample &now", "F6", "Write a sample grid from the fixed noise now"),
+    ("dark", "&Dark theme", "", "Switch between the light and the dark theme"),
+    ("about", "&About", "", "Versions and device"),
+]
+MENUS = {
+    "&File": ["new_run", "open_run", "open_config", "save_config", None, "export", None, "quit"],
+    "&Run": ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now"],
+    "&View": ["dark"],
+    "&Help": ["about"],
+}
+ICONS = {"start": QStyle.SP_MediaPlay, "pause": QStyle.SP_MediaPause, "step": QStyle.SP_MediaSkipForward,
+         "step_d": QStyle.SP_ArrowRight, "step_g": QStyle.SP_ArrowForward, "stop": QStyle.SP_MediaStop,
+         "sample_now": QStyle.SP_FileDialogContentsView, "export": QStyle.SP_DialogSaveButton,
+         "open_run": QStyle.SP_DirOpenIcon}
+TOOLBAR = ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "export"]
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None, runs_root: Path | None = None) -> None:
+        super().__init__()
+        self.setObjectName("main_window")
+        self.setWindowTitle("ganstudio")
+        self.setAcceptDrops(True)  # drop a run folder to open it
+        self.setDockNestingEnabled(True)
+        self.settings = settings or default_settings()
+        self._create_widgets()
+        self._create_actions()
+        self._create_menus()
+        self._create_toolbar()
+        self._create_docks()
+        self.run = RunController(self, runs_root)
+        self._restore_settings()
+        self.run.update_actions()
+
+    # --- construction ---------------------------------------------------------------------------------
+    def _create_widgets(self) -> None:
+        self.form = ConfigForm(_last_config(self.settings))
+        self.preview = ArchitecturePreview()
+        self.plots = TrainingPlots()
+        self.gallery = SampleGallery()
+        self.log = LogView()
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.form.config_changed.connect(self.preview.set_config)
+        if self.form.config() is not None:
+            self.preview.set_config(self.form.config())
+
+    def _create_actions(self) -> None:
+        self.actions: dict[str, QAction] = {}
+        for name, text, shortcut, tip in ACTIONS:
+            action = QAction(text, self)
+            action.setObjectName(name)
+            action.setStatusTip(tip)
+            action.setToolTip(f"{tip} ({shortcut})" if shortcut else tip)
+            if shortcut:
+                action.setShortcut(QKeySequence(shortcut))
+            self.actions[name] = action
+        self.actions["dark"].setCheckable(True)
+        for name, icon in ICONS.items():
+            self.actions[name].setIcon(self.style().standardIcon(icon))
+        slots = {"new_run": self.new_run, "open_run": self.choose_run, "open_config": self.open_config,
+                 "save_config": self.save_config, "export": self.export, "quit": self.close,
+                 "about": self.about}
+        for name, slot in slots.items():
+            self.actions[name].triggered.connect(slot)
+        self.actions["dark"].toggled.connect(self.set_dark)
+
+    def _create_menus(self) -> None:
+        for title, names in MENUS.items():
+            menu = self.menuBar().addMenu(title)
+            menu.setObjectName(f"menu_{title.strip('&').lower()}")
+            for name in names:
+                menu.addSeparator() if name is None else menu.addAction(self.actions[name])
+        self.view_menu = self.menuBar().findChild(type(menu), "menu_view")
+
+    def _create_toolbar(self) -> None:
+        toolbar = QToolBar("Training", self)
+        toolbar.setObjectName("toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        for name in TOOLBAR:
+            if name is None:
+                toolbar.addSeparator()
+                continue
+            toolbar.addAction(self.actions[name])
+            toolbar.widgetForAction(self.actions[name]).setAccessibleName(self.actions[name].text().replace("&", ""))
+        self.addToolBar(toolbar)
+
+    def _create_docks(self) -> None:
+        self.docks: dict[str, QDockWidget] = {}
+        layout = [("config", "Configuration", self.form, Qt.LeftDockWidgetArea),
+                  ("architecture", "Architecture", self.preview, Qt.LeftDockWidgetArea),
+                  ("samples", "Samples", self.gallery, Qt.RightDockWidgetArea),
+                  ("plots", "Plots", self.plots, Qt.RightDockWidgetArea),
+                  ("log", "Log", self.log, Qt.RightDockWidgetArea)]
+        for name, title, widget, area in layout:
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{name}")
+            dock.setAccessibleName(title)
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.docks[name] = dock
+            self.view_menu.insertAction(self.actions["dark"], dock.toggleViewAction())
+        self.view_menu.insertSeparator(self.actions["dark"])
+        # left column: configuration over architecture; right: samples beside plots, the log under both
+        self.splitDockWidget(self.docks["config"], self.docks["architecture"], Qt.Vertical)
+        self.splitDockWidget(self.docks["samples"], self.docks["log"], Qt.Vertical)
+        self.splitDockWidget(self.docks["samples"], self.docks["plots"], Qt.Horizontal)
+        self.setCentralWidget(QWidget())  # docks fill the window; the empty centre takes no space
+        self.centralWidget().setMaximumSize(0, 0)
+
+    def _default_layout(self) -> None:
+        self.resize(1400, 860)
+        self._needs_layout = True  # dock sizes apply once the window is shown (showEvent)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_needs_layout", False):
+            self._needs_layout = False
+            self._size_docks()
+
+    def _size_docks(self) -> None:
+        docks = self.docks
+        self.resizeDocks([docks["config"], docks["samples"], docks["plots"]], [400, 440, 560], Qt.Horizontal)
+        self.resizeDocks([docks["config"], docks["architecture"]], [600, 220], Qt.Vertical)
+        self.resizeDocks([docks["samples"], docks["log"]], [640, 140], Qt.Vertical)
+
+    # --- settings -------------------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry, state = self.settings.value("geometry"), self.settings.value("window_state")
+        if geometry is None or not self.restoreGeometry(geometry) or state is None or not self.restoreState(state):
+            self._default_layout()
+        dark = self.settings.value("dark", False, type=bool)
+        self.actions["dark"].setChecked(dark)  # toggled -> set_dark
+        self.set_dark(dark)
+
+    def save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("dark", self.actions["dark"].isChecked())
+        config = self.form.config()
+        if config is not None:
+            self.settings.setValue("last_config", config.to_toml())
+        self.settings.sync()
+
+    # --- File menu ------------------------------------------------------------------------------------
+    @Slot()
+    def new_run(self) -> None:
+        if self.run.busy:
+            self.log.add("stop training before starting a new run", "warning")
+            return
+        self.run.forget_run()
+
+    @Slot()
+    def choose_run(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open run folder", str(self.run.runs_root))
+        if folder:
+            self.run.open_run(Path(folder))
+
+    @Slot()
+    def open_config(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open config", "", "TOML files (*.toml)")
+        if path:
+            self.load_config_file(Path(path))
+
+    def load_config_file(self, path: Path) -> None:
+        try:
+            self.form.set_config(RunConfig.load(path))
+        except ConfigError as err:
+            self.show_error(f"Cannot open {path.name}", str(err))
+            return
+        self.log.add(f"loaded settings from {path}")
+
+    @Slot()
+    def save_config(self) -> None:
+        config = self.form.config()
+        if config is None:
+            self.show_error("Cannot save", "The settings are not valid:\n" + self.form.error_text())
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save config as", f"{config.name}.toml", "TOML files (*.toml)")
+        if path:
+            try:
+                config.save(Path(path))
+            except OSError as err:
+                self.show_error("Cannot save", f"{path}: {err.strerror or err}")
+                return
+            self.log.add(f"saved settings to {path}")
+
+    @Slot()
+    def export(self) -> None:
+        from ganstudio.gui.export_dialog import ExportDialog
+
+        if self.run.run_dir is None:
+            self.show_error("Nothing to export", "Start or open a run first: exports come from its checkpoint.")
+            return
+        self.run.request_checkpoint()
+        self.export_dialog = ExportDialog(self.run.run_dir, self)
+        self.export_dialog.open()
+
+    # --- View and Help --------------------------------------------------------------------------------
+    @Slot(bool)
+    def set_dark(self, dark: bool) -> None:
+        apply_theme(dark, self.plots)
+
+    @Slot()
+    def about(self) -> None:
+        import platform
+
+        import pyqtgraph
+        import PySide6
+
+        torch_line = "torch: not loaded yet"
+        import sys
+
+        if "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            torch_line = f"torch {torch.__version__} (CUDA {'available' if torch.cuda.is_available() else 'not available'})"
+        text = (f"<b>ganstudio {__version__}</b><br>A training studio for GANs.<br><br>"
+                f"Python {platform.python_version()}<br>{torch_line}<br>PySide6 {PySide6.__version__}<br>"
+                f"pyqtgraph {pyqtgraph.__version__}<br>device: {self.run.device or 'chosen when training starts'}")
+        box = QMessageBox(QMessageBox.Information, "About ganstudio", text, QMessageBox.Ok, self)
+        box.setObjectName("about_box")
+        box.open()
+
+    def show_error(self, title: str, message: str) -> None:
+        """A non-blocking error dialog; the message also goes to the log."""
+        self.log.add(message, "error")
+        box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self)
+        box.setObjectName("error_box")
+        box.open()
+
+    # --- window events --------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if any(Path(u.toLocalFile()).is_dir() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if Path(url.toLocalFile()).is_dir():
+                self.run.open_run(Path(url.toLocalFile()))
+                return
+
+    def closeEvent(self, event) -> None:
+        self.run.shutdown()  # stops training, saves a checkpoint and joins the thread
+        self.preview.close()
+        self.save_settings()
+        super().closeEvent(event)
+
+
+def default_settings() -> QSettings:
+    """The user's settings; GANSTUDIO_SETTINGS=FILE.ini keeps them elsewhere (tests, portable installs)."""
+    import os
+
+    path = os.environ.get("GANSTUDIO_SETTINGS")
+    return QSettings(path, QSettings.IniFormat) if path else QSettings("ganstudio", "ganstudio")
+
+
+def _last_config(settings: QSettings) -> RunConfig:
+    """The config of the last session, else the default preset."""
+    text = settings.value("last_config")
+    if text:
+        import tomllib
+
+        from ganstudio.config import from_dict
+
+        try:
+            return from_dict(tomllib.loads(text), source="saved settings")
+        except (ConfigError, tomllib.TOMLDecodeError):
+            pass  # settings from another version: fall back to the default
+    return load_preset("dcgan-fashion")

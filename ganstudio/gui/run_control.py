@@ -1,0 +1,311 @@
+"""What the Run menu does: start, pause, step, stop a training session, and open or forget runs.
+
+The controller owns the training session (worker + thread) and routes its signals to the window's
+widgets. It talks to the engine only through the worker's signals and the engine's Control.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QStyle
+
+from ganstudio.config import ConfigError, RunConfig, is_live
+from ganstudio.gui.status import eta_seconds
+from ganstudio.gui.worker import RunInfo, TrainingSession, TrainWorker
+
+RESUME_OVERRIDABLE = ("train.steps", "train.max_time")  # beside live fields, safe to change on resume
+
+
+def default_runs_root() -> Path:
+    """GANSTUDIO_RUNS, else the user's data folder."""
+    if os.environ.get("GANSTUDIO_RUNS"):
+        return Path(os.environ["GANSTUDIO_RUNS"])
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ganstudio")) / "runs"
+
+
+class RunController(QObject):
+    def __init__(self, window, runs_root: Path | None = None) -> None:
+        super().__init__(window)
+        self.w = window
+        self.runs_root = Path(runs_root) if runs_root else default_runs_root()
+        self.session: TrainingSession | None = None
+        self.control = None
+        self.run_dir: Path | None = None
+        self.run_config: RunConfig | None = None
+        self.device: str | None = None
+        self.last_row: dict | None = None
+        self.elapsed0 = 0.0
+        actions = window.actions
+        for name, slot in (("start", self.start), ("pause", self.toggle_pause), ("stop", self.stop),
+                           ("sample_now", self.sample_now)):
+            actions[name].triggered.connect(slot)
+        actions["step"].triggered.connect(lambda: self.step("both"))
+        actions["step_d"].triggered.connect(lambda: self.step("d"))
+        actions["step_g"].triggered.connect(lambda: self.step("g"))
+        window.form.validity_changed.connect(self._on_validity)
+        window.form.live_changed.connect(self._on_live_change)
+
+    @property
+    def state(self) -> str:
+        return self.w.status.state
+
+    @property
+    def busy(self) -> bool:
+        return self.session is not None and self.session.running
+
+    # --- commands -------------------------------------------------------------------------------------
+    @Slot()
+    def start(self, paused: bool = False) -> None:
+        if self.busy:
+            return
+        config = self.w.form.config()
+        if config is None:
+            self.w.show_error("Cannot start", "The settings are not valid:\n" + self.w.form.error_text())
+            return
+        from ganstudio.engine import Control  # light: no torch import
+
+        self.control = Control()
+        if paused:
+            self.control.pause()
+        if self._can_resume(config):
+            overrides = [f"{k}={_toml(v)}" for k, v in _resume_changes(self.run_config, config)]
+            worker = TrainWorker(self.control, self.run_dir, None, overrides)
+            self.w.log.add(f"continuing {self.run_dir}")
+        else:
+            from ganstudio.engine.rundir import RunDir  # noqa: PLC0415 - only the folder naming
+
+            self.run_dir = RunDir.new(self.runs_root, config.name).path
+            self.run_config = config
+            self.w.plots.clear()
+            self.w.gallery.clear()
+            worker = TrainWorker(self.control, self.run_dir, config)
+            self.w.log.add(f"new run in {self.run_dir}")
+        self._connect(worker)
+        self.session = TrainingSession(worker)
+        self.session.start()
+        self._set_state("paused" if paused else "running")
+
+    @Slot()
+    def toggle_pause(self) -> None:
+        if not self.busy:
+            return
+        step = self.last_row["step"] if self.last_row else 0
+        if self.control.paused:
+            self.control.resume()
+            self.w.plots.add_marker(step, "resumed")
+            self._set_state("running")
+        else:
+            self.control.pause()
+            self.w.plots.add_marker(step, "paused")
+            self._set_state("paused")
+
+    def step(self, kind: str) -> None:
+        if not self.busy:
+            self.start(paused=True)
+            if not self.busy:
+                return
+        elif not self.control.paused:
+            self.toggle_pause()
+        self.control.step_once(kind)
+
+    @Slot()
+    def stop(self) -> None:
+        if self.busy:
+            self.control.stop()
+            self.w.log.add("stopping: finishing the step and saving a checkpoint")
+
+    @Slot()
+    def sample_now(self) -> None:
+        if self.busy:
+            self.control.request("sample")
+
+    def request_checkpoint(self) -> None:
+        if self.busy:
+            self.control.request("checkpoint")
+
+    def shutdown(self) -> None:
+        """Stop training, let the engine save its checkpoint, and join the thread."""
+        if self.session is not None:
+            self.session.stop()
+
+    # --- runs -----------------------------------------------------------------------------------------
+    def open_run(self, folder: Path) -> None:
+        from ganstudio.engine.rundir import RunDir
+
+        if self.busy:
+            self.w.show_error("Training is running", "Stop training before opening another run.")
+            return
+        run = RunDir(folder)
+        try:
+            config = RunConfig.load(run.config_path)
+        except ConfigError as err:
+            self.w.show_error("Not a run folder", f"{folder} has no readable config.toml:\n{err}")
+            return
+        self.run_dir, self.run_config = run.path, config
+        self.w.form.set_config(config)
+        rows = run.read_metrics()
+        self.w.plots.load_rows(rows)
+        self.w.gallery.load_run(run.samples_dir)
+        self.last_row = rows[-1] if rows else None
+        self.w.status.clear_run()
+        if self.last_row:
+            self.w.status.show_row(self.last_row, None)
+        resumable = run.last_checkpoint.is_file()
+        self.w.log.add(f"opened {folder}: {len(rows)} logged steps, {self.w.gallery.snapshot_count()} sample "
+                       f"grids; " + ("Start continues it" if resumable else "no checkpoint, so Start begins anew"))
+        self._set_state("stopped")
+
+    def forget_run(self) -> None:
+        self.run_dir = self.run_config = self.last_row = None
+        self.w.plots.clear()
+        self.w.gallery.clear()
+        self.w.status.clear_run()
+        self._set_state("idle")
+        self.w.log.add("new run: Start creates a new run folder")
+
+    def _can_resume(self, config: RunConfig) -> bool:
+        from ganstudio.engine.rundir import RunDir
+
+        if self.run_dir is None or not RunDir(self.run_dir).last_checkpoint.is_file():
+            return False
+        if _fixed_part(config) != _fixed_part(self.run_config):
+            self.w.log.add("settings that cannot change within a run differ from the opened run: "
+                           "starting a new run", "warning")
+            return False
+        return True
+
+    # --- worker signals -------------------------------------------------------------------------------
+    def _connect(self, worker: TrainWorker) -> None:
+        worker.started_run.connect(self._on_started)
+        worker.progressed.connect(self._on_progress)
+        worker.sampled.connect(self._on_sampled)
+        worker.warned.connect(self._on_warning)
+        worker.checkpointed.connect(self._on_checkpoint)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+
+    @Slot(object)
+    def _on_started(self, info: RunInfo) -> None:
+        self.device, self.elapsed0 = info.device, info.elapsed
+        self.run_config = info.config
+        self.w.form.set_config(info.config)
+        self.w.status.set_device(info.device)
+        self.w.log.add(f"training on {info.device} from step {info.step}")
+        for warning in info.warnings:
+            self.w.log.add(warning, "warning")
+
+    @Slot(object)
+    def _on_progress(self, rows: list[dict]) -> None:
+        self.w.plots.append(rows)
+        self.last_row = rows[-1]
+        train = self.run_config.train
+        eta = eta_seconds(self.last_row, train.steps, train.max_time, self.elapsed0, train.batch_size)
+        self.w.status.show_row(self.last_row, eta)
+
+    @Slot(object)
+    def _on_sampled(self, samples) -> None:
+        self.w.gallery.add_snapshot(samples.step, samples.images, samples.path)
+
+    @Slot(object)
+    def _on_warning(self, warning) -> None:
+        self.w.log.add(warning.message, "warning", warning.step)
+        if warning.kind == "nan":
+            self.w.plots.add_marker(warning.step, "NaN rollback")
+
+    @Slot(object)
+    def _on_checkpoint(self, saved) -> None:
+        self.w.log.add(f"checkpoint saved: {saved.path.name}", step=saved.step)
+        dialog = getattr(self.w, "export_dialog", None)
+        if dialog is not None and dialog.isVisible():
+            dialog.refresh_checkpoint()  # the export dialog shows which step it exports from
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._set_state("error")
+        self.w.show_error("Training stopped with an error", message)
+
+    @Slot(object)
+    def _on_finished(self, finished) -> None:
+        from ganstudio.gui import threads
+
+        threads.stop_thread(self.session.thread if self.session else None)
+        if finished is not None:
+            self.w.log.add(f"training ended ({finished.reason}) at step {finished.step:,}; run folder "
+                           f"{finished.run_dir}")
+        if self.state != "error":
+            self._set_state("stopped")
+        self.update_actions()
+
+    @Slot(bool, str)
+    def _on_validity(self, valid: bool, message: str) -> None:
+        self.update_actions()
+
+    @Slot(str, object)
+    def _on_live_change(self, key: str, value) -> None:
+        if self.busy and is_live(key):
+            self.control.set_hparam(key, value)
+            self.w.plots.add_marker(self.last_row["step"] if self.last_row else 0, f"{key.split('.')[-1]} → {value}")
+            self.w.log.add(f"{key} set to {value} (from the next step)")
+
+    # --- state ----------------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.w.status.set_state(state)
+        self.w.form.set_running(state in ("running", "paused"))
+        self.w.preview.set_running(state in ("running", "paused"))
+        self.update_actions()
+
+    def update_actions(self) -> None:
+        a, busy = self.w.actions, self.busy or self.state in ("running", "paused")
+        a["start"].setEnabled(not busy and self.w.form.is_valid())
+        a["pause"].setEnabled(busy)
+        paused = self.state == "paused"
+        a["pause"].setText("&Resume" if paused else "&Pause")
+        a["pause"].setIcon(self.w.style().standardIcon(QStyle.SP_MediaPlay if paused else QStyle.SP_MediaPause))
+        for name in ("step", "step_d", "step_g"):
+            a[name].setEnabled(self.state == "paused" or (not busy and self.w.form.is_valid()))
+        a["stop"].setEnabled(busy)
+        a["sample_now"].setEnabled(busy)
+        a["export"].setEnabled(self.run_dir is not None)
+        a["new_run"].setEnabled(not busy)
+        a["open_run"].setEnabled(not busy)
+
+
+def _fixed_part(config: RunConfig) -> dict:
+    """The fields that a resumed run must share with the run it continues."""
+    data = config.model_dump(mode="json")
+    for section, fields in list(data.items()):
+        if isinstance(fields, dict):
+            for name in list(fields):
+                key = f"{section}.{name}"
+                if is_live(key) or key in RESUME_OVERRIDABLE:
+                    del fields[name]
+    data.pop("name", None)
+    return data
+
+
+def _resume_changes(old: RunConfig, new: RunConfig) -> list[tuple[str, object]]:
+    """(key, value) for the live and budget fields the form changed since the run's config."""
+    changes = []
+    for section, fields in new.model_dump(mode="json").items():
+        if not isinstance(fields, dict):
+            continue
+        previous = getattr(old, section).model_dump(mode="json")
+        for name, value in fields.items():
+            key = f"{section}.{name}"
+            if (is_live(key) or key in RESUME_OVERRIDABLE) and value != previous.get(name):
+                changes.append((key, value))
+    return changes
+
+
+def _toml(value) -> str:
+    """A value as ``--set`` reads it (TOML)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"'{value}'" if isinstance(value, str) else repr(value)
