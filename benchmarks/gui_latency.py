@@ -17,7 +17,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -33,7 +32,7 @@ def headless(config, seconds: float, root: Path) -> float:
 
 
 def in_window(config, seconds: float, root: Path, screenshot: Path | None = None) -> tuple[float, list[float]]:
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from ganstudio.gui.main_window import MainWindow
@@ -59,14 +58,15 @@ def in_window(config, seconds: float, root: Path, screenshot: Path | None = None
     probe.setTimerType(probe.timerType().PreciseTimer)
     probe.timeout.connect(tick)
     window.run.start()
-    while window.run.last_row is None:  # the Trainer is built and has logged: probe steady state only
-        app.processEvents()
-        time.sleep(0.005)
+    worker = window.run.session.worker
+    loop = QEventLoop()
+    worker.progressed.connect(loop.quit)  # the Trainer is built and has logged: probe steady state only
+    loop.exec()
+    worker.progressed.disconnect(loop.quit)
     last[0] = clock.nsecsElapsed()
     probe.start(interval)
-    while window.run.busy:
-        app.processEvents()
-        time.sleep(0.001)
+    worker.finished.connect(loop.quit)  # the event loop idles as the real app's does: no polling
+    loop.exec()
     probe.stop()
     if screenshot:
         window.grab().save(str(screenshot))
