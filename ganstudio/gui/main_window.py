@@ -121,7 +121,9 @@ class MainWindow(QMainWindow):
                 toolbar.addSeparator()
                 continue
             toolbar.addAction(self.actions[name])
-            toolbar.widgetForAction(self.actions[name]).setAccessibleName(self.actions[name].text().replace("&", ""))
+            button = toolbar.widgetForAction(self.actions[name])
+            button.setObjectName(f"toolbar_{name}")
+            button.setAccessibleName(self.actions[name].text().replace("&", ""))
         self.addToolBar(toolbar)
 
     def _create_docks(self) -> None:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Slot
-from PySide6.QtWidgets import QStyle
+from PySide6.QtWidgets import QStyle, QToolButton
 
 from ganstudio.config import ConfigError, RunConfig, is_live
 from ganstudio.gui.status import eta_seconds
@@ -266,6 +266,9 @@ class RunController(QObject):
         paused = self.state == "paused"
         a["pause"].setText("&Resume" if paused else "&Pause")
         a["pause"].setIcon(self.w.style().standardIcon(QStyle.SP_MediaPlay if paused else QStyle.SP_MediaPause))
+        button = self.w.findChild(QToolButton, "toolbar_pause")
+        if button is not None:
+            button.setAccessibleName("Resume" if paused else "Pause")
         for name in ("step", "step_d", "step_g"):
             a[name].setEnabled(self.state == "paused" or (not busy and self.w.form.is_valid()))
         a["stop"].setEnabled(busy)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QCoreApplication, QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QLineEdit, QMessageBox, QToolBar
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QCheckBox, QComboBox, QLineEdit, QMessageBox,
+                               QSlider, QToolBar)
 
 from ganstudio.engine import RunDir, checkpoint
 from ganstudio.gui.main_window import MainWindow
@@ -36,7 +37,7 @@ def _trigger(win, name):
 def _pause(qtbot, win):
     _trigger(win, "pause")
     assert win.run.control.wait_idle(30)
-    qtbot.wait(50)  # deliver the signals the worker emitted before it went idle
+    QCoreApplication.processEvents()  # deliver the signals the worker emitted before it went idle
     return _step(win)
 
 
@@ -53,9 +54,12 @@ def test_actions_and_inputs_are_named_for_automation_and_screen_readers(window):
     assert window.actions["stop"].shortcut().toString() == "Shift+F5"
     assert window.actions["export"].shortcut().toString() == "Ctrl+E"
     assert window.actions["open_run"].shortcut().toString() == "Ctrl+O"
-    for edit in window.findChildren(QLineEdit):
-        if edit.isVisible() and edit.objectName() not in ("", "qt_spinbox_lineedit"):
-            assert edit.accessibleName(), edit.objectName()
+    inputs = (QLineEdit, QAbstractSpinBox, QComboBox, QCheckBox, QSlider, QAbstractButton)
+    unnamed = [f"{type(w).__name__} {w.objectName()!r}" for kind in inputs for w in window.findChildren(kind)
+               if w.objectName() != "qt_spinbox_lineedit" and not w.objectName().startswith("qt_")
+               and w.parent() is not None and type(w.parent()).__name__ != "QAbstractSpinBox"
+               and not (w.objectName() and w.accessibleName())]
+    assert not unnamed, unnamed
 
 
 def test_start_pause_step_resume_stop(qtbot, window, artifacts_dir):
@@ -79,7 +83,7 @@ def test_start_pause_step_resume_stop(qtbot, window, artifacts_dir):
     _trigger(window, "step")
     qtbot.waitUntil(lambda: _step(window) == paused_at + 1, timeout=30_000)
     assert window.run.control.wait_idle(30)
-    qtbot.wait(50)
+    QCoreApplication.processEvents()
     assert _step(window) == paused_at + 1
 
     _trigger(window, "pause")  # resume
