@@ -129,8 +129,34 @@ class TrainConfig(Section):
         gt=0.0, le=1.0)
     nan_max_rollbacks: int = _field(
         3, "NaN rollbacks", "Give up after this many NaN rollbacks in a row", ge=0, le=100)
+    eval_every: int = _field(
+        0, "Evaluate every", "Steps between quality evaluations (FID, …; see the eval section); 0 = off",
+        live=True, ge=0, le=10_000_000)
     tensorboard: bool = _field(
         False, "TensorBoard", "Also write scalars and sample grids as TensorBoard events (needs tensorboard)")
+
+
+METRICS = ("fid", "kid", "is", "pr", "dc")
+
+
+class EvalConfig(Section):
+    metrics: list[Literal[METRICS]] = _field(  # type: ignore[valid-type]
+        ["fid", "kid", "is", "pr"], "Metrics",
+        "fid = Fréchet distance; kid = kernel inception distance; is = inception score; "
+        "pr = precision and recall; dc = density and coverage", min_length=1)
+    num_samples: int = _field(
+        2000, "Samples", "Generated (and real) images per evaluation; FID needs thousands to mean much",
+        live=True, ge=10, le=100_000)
+    extractor: Literal["auto", "classifier", "inception", "random"] = _field(
+        "auto", "Feature extractor",
+        "auto = the bundled Fashion-MNIST classifier for 1-channel 28/32 px data, Inception-v3 for RGB, "
+        "else fixed random projections; classifier/inception/random force one")
+    inception_weights: Path | None = _field(
+        None, "Inception weights", "File with the pytorch-fid Inception-v3 weights (pt_inception-2015-12-05); "
+        "None = look in the torch hub cache, downloading when online")
+    early_stop: int | None = _field(
+        None, "Early stop after", "Stop when FID has not improved for this many evaluations (None = never)",
+        live=True, ge=1, le=1000)
 
 
 class RunConfig(BaseModel):
@@ -144,6 +170,7 @@ class RunConfig(BaseModel):
     loss: LossConfig = Field(default_factory=LossConfig, title="Loss")
     optim: OptimConfig = Field(default_factory=OptimConfig, title="Optimizer")
     train: TrainConfig = Field(default_factory=TrainConfig, title="Training")
+    eval: EvalConfig = Field(default_factory=EvalConfig, title="Evaluation")
 
     @model_validator(mode="after")
     def _loss_fits_model(self) -> RunConfig:

@@ -35,6 +35,35 @@ class _Spin(QSpinBox):
         super().wheelEvent(event) if self.hasFocus() else event.ignore()
 
 
+class _Choices(QWidget):
+    """A list of choices (``list[Literal[...]]``) as a row of check boxes."""
+
+    changed = Signal()
+
+    def __init__(self, spec: FieldSpec) -> None:
+        super().__init__()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.boxes = {}
+        for choice in spec.choices:
+            box = QCheckBox(str(choice))
+            box.setObjectName(f"{spec.key}.{choice}")
+            box.setAccessibleName(f"{spec.title}: {choice}")
+            box.toggled.connect(self.changed)
+            layout.addWidget(box)
+            self.boxes[choice] = box
+        layout.addStretch(1)
+
+    def value(self) -> list:
+        return [choice for choice, box in self.boxes.items() if box.isChecked()]
+
+    def set_value(self, value: list) -> None:
+        for choice, box in self.boxes.items():
+            box.blockSignals(True)
+            box.setChecked(choice in value)
+            box.blockSignals(False)
+
+
 def _make_editor(spec: FieldSpec) -> QWidget:
     if spec.kind == "choice":
         editor = _Combo()
@@ -43,6 +72,8 @@ def _make_editor(spec: FieldSpec) -> QWidget:
         editor.setMinimumContentsLength(8)  # long choices must not widen the dock
     elif spec.kind == "bool":
         editor = QCheckBox()
+    elif spec.kind == "multi":
+        editor = _Choices(spec)
     elif spec.kind == "spin":
         editor = _Spin()
         editor.setRange(*spec.bounds)
@@ -68,6 +99,8 @@ def _read(spec: FieldSpec, editor: QWidget) -> Any:
         return spec.choices[index] if index >= 0 else None
     if spec.kind == "bool":
         return editor.isChecked()
+    if spec.kind == "multi":
+        return editor.value()
     if spec.kind == "spin":
         return editor.value()
     text = editor.text().strip()
@@ -89,6 +122,8 @@ def _write(spec: FieldSpec, editor: QWidget, value: Any) -> None:
         editor.setCurrentIndex(spec.choices.index(value) if value in spec.choices else -1)
     elif spec.kind == "bool":
         editor.setChecked(bool(value))
+    elif spec.kind == "multi":
+        editor.set_value(value or [])
     elif spec.kind == "spin":
         editor.setValue(int(value))
     elif value is None:
@@ -232,6 +267,8 @@ class ConfigForm(QWidget):
             editor.currentIndexChanged.connect(lambda _i: self._edited(key, commit=True))
         elif spec.kind == "bool":
             editor.toggled.connect(lambda _on: self._edited(key, commit=True))
+        elif spec.kind == "multi":
+            editor.changed.connect(lambda: self._edited(key, commit=True))
         elif spec.kind == "spin":
             editor.valueChanged.connect(lambda _v: self._edited(key, commit=True))
         else:

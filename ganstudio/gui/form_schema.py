@@ -20,7 +20,7 @@ class FieldSpec:
     key: str                       # dotted, e.g. "optim.lr_g"
     title: str
     description: str
-    kind: str                      # "choice", "bool", "spin", "int", "float", "path" or "text"
+    kind: str                      # "choice", "multi", "bool", "spin", "int", "float", "path" or "text"
     optional: bool                 # ``X | None``: an empty text box means None
     live: bool                     # may change while training
     choices: tuple = ()
@@ -56,6 +56,8 @@ def _spec(key: str, info) -> FieldSpec:
     common = dict(key=key, title=info.title or key, description=info.description or "", optional=optional, live=live)
     if typing.get_origin(annotation) is Literal:
         return FieldSpec(kind="choice", choices=typing.get_args(annotation), **common)
+    if typing.get_origin(annotation) is list and typing.get_origin(typing.get_args(annotation)[0]) is Literal:
+        return FieldSpec(kind="multi", choices=typing.get_args(typing.get_args(annotation)[0]), **common)
     if annotation is bool:
         return FieldSpec(kind="bool", **common)
     if annotation is int:
