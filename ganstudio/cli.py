@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=cmd_sample)
 
     _add_export_parser(sub)
+    _add_eval_parser(sub)
 
     presets = sub.add_parser("presets", help="list the bundled presets")
     presets.set_defaults(func=cmd_presets)
@@ -93,6 +94,79 @@ def _add_export_parser(sub) -> None:
     walk.add_argument("--rows", type=int, default=1, help="pairs of latents, one row each (default 1)")
     walk.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
     export.set_defaults(func=cmd_export, usage_error=export.error)
+
+
+def _add_eval_parser(sub) -> None:
+    evaluate = sub.add_parser(
+        "eval", help="measure a trained generator: FID, KID, IS, precision/recall",
+        description="Score generated images against the run's real data with eval.metrics, print a table, "
+                    "optionally write JSON and a nearest-neighbour sheet (memorisation check).")
+    evaluate.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (or a checkpoint file)")
+    evaluate.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
+    evaluate.add_argument("-n", type=int, help="generated (and real) images (default: the run's eval.num_samples)")
+    evaluate.add_argument("--metrics", help="comma-separated subset of fid,kid,is,pr,dc (default: the run's)")
+    evaluate.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
+    evaluate.add_argument("--neighbours", type=Path, metavar="OUT.png",
+                          help="8 generated images, each beside its 3 nearest training images")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from ganstudio.engine import resolve_device
+    from ganstudio.engine.inference import checkpoint_path, eval_images, load_generator
+    from ganstudio.fileio import atomic_write_bytes
+    from ganstudio.metrics.evaluate import Evaluator, neighbour_sheet
+
+    device = resolve_device(args.device)
+    path = checkpoint_path(args.run_dir, args.checkpoint)
+    config, g = load_generator(args.run_dir, args.checkpoint, device)
+    overrides = ([f"eval.num_samples={args.n}"] if args.n else []) + \
+        ([f"eval.metrics={json.dumps(args.metrics.split(','))}"] if args.metrics else [])
+    config = config.with_overrides(overrides)
+    evaluator = Evaluator(config.data, config.eval, device)
+    fake = eval_images(g, config, config.eval.num_samples)
+    report = evaluator.evaluate(fake)
+    step = _checkpoint_step(path)
+    print(f"{path} (step {step}), {report.num_samples} generated vs {report.num_samples} real images, "
+          f"features: {report.extractor}")
+    for line in _metric_table(report.metrics, report.num_samples):
+        print(line)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        result = {"run": str(args.run_dir), "checkpoint": str(path), "step": step, "extractor": report.extractor,
+                  "num_samples": report.num_samples, "metrics": report.metrics, "warnings": report.warnings}
+        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+        print(f"wrote {args.json}")
+    if args.neighbours:
+        from PIL import Image
+
+        _, indices = evaluator.neighbours(fake[:8], k=3)
+        sheet = neighbour_sheet(fake[:8], evaluator.real_images(), indices)
+        Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(args.neighbours)
+        print(f"wrote {args.neighbours}: generated images (left) beside their nearest training images")
+    return 0
+
+
+def _checkpoint_step(path: Path) -> int:
+    from ganstudio.engine import checkpoint
+
+    return int(checkpoint.load(path)["step"])
+
+
+def _metric_table(metrics: dict[str, float], n: int) -> list[str]:
+    """One line per figure: name@N, value, ± its std where there is one."""
+    lines = []
+    for key, value in metrics.items():
+        if key.endswith("_std"):
+            continue
+        std = metrics.get(f"{key}_std")
+        spread = f" ± {std:.4g}" if std is not None else ""
+        lines.append(f"  {key.upper() if key in ('fid', 'kid', 'is') else key:<10} @{n:<6} {value:10.4g}{spread}")
+    return lines
 
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:

@@ -11,7 +11,7 @@ import threading
 from typing import Any, Literal
 
 StepKind = Literal["both", "d", "g"]
-Request = Literal["sample", "checkpoint"]
+Request = Literal["sample", "checkpoint", "evaluate"]
 Action = Literal["both", "d", "g", "wait"]  # "wait": nothing to run yet, ask again
 
 
@@ -47,7 +47,8 @@ class Control:
             self._cond.notify_all()
 
     def request(self, name: Request) -> None:
-        """Ask for a one-off action before the next step, paused or not: "sample" or "checkpoint"."""
+        """Ask for a one-off action before the next step, paused or not: "sample", "checkpoint" or
+        "evaluate"."""
         with self._cond:
             self._requests.append(name)
             self._cond.notify_all()

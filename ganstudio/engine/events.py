@@ -58,11 +58,28 @@ class TrainWarning:
 
 
 @dataclass(frozen=True)
+class EvalStarted:
+    step: int
+    num_samples: int
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    step: int
+    metrics: dict[str, float]  # "fid", "kid", "kid_std", "is", "precision", "recall", ...
+    num_samples: int  # the figures are FID@num_samples etc.
+    extractor: str
+    seconds: float
+    best: bool = False  # the best FID so far: checkpoints/best.pt now holds this state
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunFinished:
     step: int
-    reason: str  # "steps", "time", "stopped", "error"
+    reason: str  # "steps", "time", "stopped", "early-stop", "error"
     run_dir: Path | None
     error: str | None = None
 
 
-Event = StepStats | Samples | CheckpointSaved | TrainWarning | RunFinished
+Event = StepStats | Samples | CheckpointSaved | TrainWarning | EvalStarted | EvalResult | RunFinished

@@ -52,3 +52,18 @@ def generate(g: nn.Module, z: torch.Tensor, batch_size: int = 256) -> np.ndarray
 
 def seeded_noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+EVAL_SEED_OFFSET = 4  # evaluation noise: train.seed + 4, the same at every step and in `ganstudio eval`
+
+
+@torch.no_grad()
+def eval_images(g: nn.Module, config: RunConfig, n: int) -> torch.Tensor:
+    """n uint8 images (N, C, H, W) on the CPU from the run's fixed evaluation noise; G in eval mode."""
+    was_training = g.training
+    g.eval()
+    try:
+        images = generate(g, seeded_noise(n, config.model.z_dim, config.train.seed + EVAL_SEED_OFFSET))
+    finally:
+        g.train(was_training)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

@@ -15,9 +15,11 @@ import torch
 from ganstudio.config import ConfigError
 from ganstudio.engine.checkpoint import CheckpointError
 from ganstudio.engine.control import Control
-from ganstudio.engine.events import CheckpointSaved, Event, RunFinished, Samples, TrainWarning
+from ganstudio.engine.diagnostics import Diagnostics
+from ganstudio.engine.events import CheckpointSaved, EvalResult, EvalStarted, Event, RunFinished, Samples, TrainWarning
 from ganstudio.engine.stats import StatsAccumulator, all_finite
 from ganstudio.engine.trainer import Trainer, TrainingError
+from ganstudio.losses import LOSSES
 
 
 class TrainingLoop:
@@ -33,6 +35,8 @@ class TrainingLoop:
         self.rollbacks = 0
         self.started = self.mark = time.perf_counter()
         self.paused_for = 0.0  # seconds spent paused: not training time, for budgets and wall_time
+        self.diagnostics = Diagnostics(LOSSES[trainer.config.loss.name].probability)
+        self.said: set[str] = set()  # evaluation warnings already given (each once per session)
         self.elapsed0 = trainer.elapsed
 
     def emit(self, event: Event) -> None:
@@ -84,6 +88,8 @@ class TrainingLoop:
             self._sample()
         if step % train.checkpoint_every == 0:
             self._checkpoint(final=False)
+        if train.eval_every and step % train.eval_every == 0:
+            self._evaluate()
 
     def _budget_reached(self) -> str | None:
         train = self.t.config.train
@@ -91,6 +97,9 @@ class TrainingLoop:
             return "steps"
         if train.max_time is not None and self._training_time() >= train.max_time:
             return "time"
+        patience = self.t.config.eval.early_stop
+        if patience is not None and self.t.evals_since_best >= patience:
+            return "early-stop"
         return None
 
     def _training_time(self) -> float:
@@ -102,6 +111,8 @@ class TrainingLoop:
                 self._sample()
             elif request == "checkpoint":
                 self._checkpoint(final=False)
+            elif request == "evaluate":
+                self._evaluate()
         for key, value in self.control.take_changes():
             try:
                 self.t.set_hparam(key, value)
@@ -131,6 +142,8 @@ class TrainingLoop:
         if t.run_dir:
             t.run_dir.append_metrics(stats.to_json())
         self.emit(stats)
+        for warning in self.diagnostics.check_stats(stats):
+            self.emit(warning)
         return True
 
     def _rollback(self, means: dict[str, float]) -> None:
@@ -162,18 +175,49 @@ class TrainingLoop:
         path = t.run_dir.write_grid(t.global_step, images) if t.run_dir else None
         self.emit(Samples(t.global_step, images, path))
 
+    def _evaluate(self) -> None:
+        """Score the generator (eval.metrics), keep checkpoints/best.pt by FID, warn on mode collapse."""
+        t = self.t
+        if not self._report():
+            return
+        n = t.config.eval.num_samples
+        self.emit(EvalStarted(t.global_step, n))
+        report = t.evaluate(n)
+        fid = report.metrics.get("fid")
+        best = fid is not None and fid < t.best_fid
+        if best:
+            t.best_fid, t.evals_since_best = fid, 0
+            if t.run_dir:
+                self._save(t.run_dir.checkpoints_dir / "best.pt")
+        elif fid is not None:
+            t.evals_since_best += 1
+        if t.run_dir:
+            t.run_dir.append_metrics({"step": t.global_step, "epoch": t.batches.epoch, **report.row()})
+        self.emit(EvalResult(t.global_step, report.metrics, n, report.extractor, report.seconds, best,
+                             tuple(report.warnings)))
+        for message in report.warnings:
+            if message not in self.said:
+                self.said.add(message)
+                self.emit(TrainWarning(t.global_step, "eval", message))
+        for warning in self.diagnostics.check_eval(t.global_step, report.diversity_ratio, report.class_share):
+            self.emit(warning)
+
+    def _save(self, path) -> None:
+        """Write a checkpoint; a failure (a full disk) becomes a warning and training goes on."""
+        try:
+            self.emit(CheckpointSaved(self.t.global_step, self.t.save_checkpoint(path)))
+        except CheckpointError as err:
+            self.emit(TrainWarning(self.t.global_step, "checkpoint", str(err)))
+
     def _checkpoint(self, final: bool) -> None:
+        """Write checkpoints/last.pt; a failure is a warning mid-run, an error at the end."""
         t = self.t
         if t.run_dir is None or not self._report():
             return
-        try:
-            path = t.save_checkpoint()
-        except CheckpointError as err:
-            if final:
-                raise
-            self.emit(TrainWarning(t.global_step, "checkpoint", str(err)))
-            return
-        self.emit(CheckpointSaved(t.global_step, path))
+        if final:
+            self.emit(CheckpointSaved(t.global_step, t.save_checkpoint()))
+        else:
+            self._save(t.run_dir.last_checkpoint)
 
     # --- start and end ------------------------------------------------------------------------------
     def _open_run_dir(self) -> None:

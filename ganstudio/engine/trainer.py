@@ -66,6 +66,9 @@ class Trainer:
 
         self.global_step = 0
         self.elapsed = 0.0  # training seconds in earlier sessions of this run (kept across resumes)
+        self.best_fid = float("inf")  # the best FID so far; checkpoints/best.pt holds that state
+        self.evals_since_best = 0
+        self._evaluator = None
         self.strategy = GanStrategy(config, self.g, self.d, self.opt_g, self.opt_d, self.noise, self.penalty_rng)
         self.run_dir = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
 
@@ -124,6 +127,25 @@ class Trainer:
             self.g.train(was_training)
         return to_uint8(images)
 
+    # --- evaluation -------------------------------------------------------------------------------
+    def evaluator(self):
+        """The Evaluator for this run's data and eval settings (built on first use: it loads features)."""
+        from ganstudio.metrics.evaluate import Evaluator
+
+        if self._evaluator is None or self._evaluator.config != self.config.eval:
+            self._evaluator = Evaluator(self.config.data, self.config.eval, self.device)
+        return self._evaluator
+
+    def eval_images(self, n: int) -> Tensor:
+        """n generated uint8 images (N, C, H, W) on the CPU, from the fixed evaluation noise."""
+        from ganstudio.engine.inference import eval_images
+
+        return eval_images(self.g, self.config, n)
+
+    def evaluate(self, n: int | None = None):
+        """FID, KID, … (``eval.metrics``) of n generated images (default ``eval.num_samples``): an EvalReport."""
+        return self.evaluator().evaluate(self.eval_images(n or self.config.eval.num_samples))
+
     # --- live changes -----------------------------------------------------------------------------
     def set_hparam(self, key: str, value: Any) -> None:
         """Change one live field (``optim.lr_g`` …); applies from the next step. ConfigError if not allowed."""
@@ -152,6 +174,7 @@ class Trainer:
             "data": self.batches.state_dict(),
             "noise_rng": self.noise_rng.get_state(), "penalty_rng": self.penalty_rng.get_state(),
             "fixed_noise": self.fixed_noise, "step": self.global_step, "elapsed": self.elapsed,
+            "best_fid": self.best_fid, "evals_since_best": self.evals_since_best,
             "rng": checkpoint.rng_state(),
         }
 
@@ -165,6 +188,8 @@ class Trainer:
         self.penalty_rng.set_state(state["penalty_rng"].cpu())
         self.fixed_noise = state["fixed_noise"].to(self.device)
         self.global_step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.best_fid = float(state.get("best_fid", float("inf")))
+        self.evals_since_best = int(state.get("evals_since_best", 0))
         checkpoint.set_rng_state(state["rng"])
         self.apply_hparams()
 
@@ -178,6 +203,7 @@ class Trainer:
             if self.run_dir is None:
                 raise ValueError("save_checkpoint needs a path when the Trainer has no run folder")
             path = self.run_dir.last_checkpoint
+        path = Path(path)
         checkpoint.save(path, {"config": self.config.model_dump(mode="json"), "step": self.global_step,
                                "state": self.state_dict()})
         return path

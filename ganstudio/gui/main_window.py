@@ -18,6 +18,7 @@ from ganstudio.gui.arch_preview import ArchitecturePreview
 from ganstudio.gui.config_form import ConfigForm
 from ganstudio.gui.gallery import SampleGallery
 from ganstudio.gui.log_view import LogView
+from ganstudio.gui.metrics_panel import MetricsPanel
 from ganstudio.gui.plots import TrainingPlots
 from ganstudio.gui.run_control import RunController
 from ganstudio.gui.status import StatusBar
@@ -38,20 +39,22 @@ ACTIONS = [
     ("step_g", "Step &G", "Shift+F10", "Run one generator step only"),
     ("stop", "St&op", "Shift+F5", "Stop training and save a checkpoint"),
     ("sample_now", "Sample &now", "F6", "Write a sample grid from the fixed noise now"),
+    ("evaluate", "&Evaluate now", "F7", "Measure FID, KID, IS, precision/recall now (in the training thread)"),
     ("dark", "&Dark theme", "", "Switch between the light and the dark theme"),
     ("about", "&About", "", "Versions and device"),
 ]
 MENUS = {
     "&File": ["new_run", "open_run", "open_config", "save_config", None, "export", None, "quit"],
-    "&Run": ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now"],
+    "&Run": ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "evaluate"],
     "&View": ["dark"],
     "&Help": ["about"],
 }
 ICONS = {"start": QStyle.SP_MediaPlay, "pause": QStyle.SP_MediaPause, "step": QStyle.SP_MediaSkipForward,
          "step_d": QStyle.SP_ArrowRight, "step_g": QStyle.SP_ArrowForward, "stop": QStyle.SP_MediaStop,
          "sample_now": QStyle.SP_FileDialogContentsView, "export": QStyle.SP_DialogSaveButton,
+         "evaluate": QStyle.SP_FileDialogDetailedView,
          "open_run": QStyle.SP_DirOpenIcon}
-TOOLBAR = ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "export"]
+TOOLBAR = ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "evaluate", "export"]
 
 
 class MainWindow(QMainWindow):
@@ -76,6 +79,7 @@ class MainWindow(QMainWindow):
         self.form = ConfigForm(_last_config(self.settings))
         self.preview = ArchitecturePreview()
         self.plots = TrainingPlots()
+        self.metrics = MetricsPanel()
         self.gallery = SampleGallery()
         self.log = LogView()
         self.status = StatusBar()
@@ -132,6 +136,7 @@ class MainWindow(QMainWindow):
                   ("architecture", "Architecture", self.preview, Qt.LeftDockWidgetArea),
                   ("samples", "Samples", self.gallery, Qt.RightDockWidgetArea),
                   ("plots", "Plots", self.plots, Qt.RightDockWidgetArea),
+                  ("metrics", "Metrics", self.metrics, Qt.RightDockWidgetArea),
                   ("log", "Log", self.log, Qt.RightDockWidgetArea)]
         for name, title, widget, area in layout:
             dock = QDockWidget(title, self)
@@ -146,6 +151,8 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["config"], self.docks["architecture"], Qt.Vertical)
         self.splitDockWidget(self.docks["samples"], self.docks["log"], Qt.Vertical)
         self.splitDockWidget(self.docks["samples"], self.docks["plots"], Qt.Horizontal)
+        self.tabifyDockWidget(self.docks["plots"], self.docks["metrics"])
+        self.docks["plots"].raise_()
         self.setCentralWidget(QWidget())  # docks fill the window; the empty centre takes no space
         self.centralWidget().setMaximumSize(0, 0)
 

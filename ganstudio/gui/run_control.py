@@ -42,7 +42,7 @@ class RunController(QObject):
         self.elapsed0 = 0.0
         actions = window.actions
         for name, slot in (("start", self.start), ("pause", self.toggle_pause), ("stop", self.stop),
-                           ("sample_now", self.sample_now)):
+                           ("sample_now", self.sample_now), ("evaluate", self.evaluate_now)):
             actions[name].triggered.connect(slot)
         actions["step"].triggered.connect(lambda: self.step("both"))
         actions["step_d"].triggered.connect(lambda: self.step("d"))
@@ -82,6 +82,8 @@ class RunController(QObject):
             self.run_dir = RunDir.new(self.runs_root, config.name).path
             self.run_config = config
             self.w.plots.clear()
+            self.w.metrics.clear()
+            self.w.status.clear_warnings()
             self.w.gallery.clear()
             worker = TrainWorker(self.control, self.run_dir, config)
             self.w.log.add(f"new run in {self.run_dir}")
@@ -124,6 +126,11 @@ class RunController(QObject):
         if self.busy:
             self.control.request("sample")
 
+    @Slot()
+    def evaluate_now(self) -> None:
+        if self.busy:
+            self.control.request("evaluate")
+
     def request_checkpoint(self) -> None:
         if self.busy:
             self.control.request("checkpoint")
@@ -150,6 +157,7 @@ class RunController(QObject):
         self.w.form.set_config(config)
         rows = run.read_metrics()
         self.w.plots.load_rows(rows)
+        self.w.metrics.load_rows(rows)
         self.w.gallery.load_run(run.samples_dir)
         self.last_row = rows[-1] if rows else None
         self.w.status.clear_run()
@@ -163,6 +171,7 @@ class RunController(QObject):
     def forget_run(self) -> None:
         self.run_dir = self.run_config = self.last_row = None
         self.w.plots.clear()
+        self.w.metrics.clear()
         self.w.gallery.clear()
         self.w.status.clear_run()
         self._set_state("idle")
@@ -186,6 +195,8 @@ class RunController(QObject):
         worker.sampled.connect(self._on_sampled)
         worker.warned.connect(self._on_warning)
         worker.checkpointed.connect(self._on_checkpoint)
+        worker.eval_started.connect(self._on_eval_started)
+        worker.evaluated.connect(self._on_evaluated)
         worker.failed.connect(self._on_failed)
         worker.finished.connect(self._on_finished)
 
@@ -214,6 +225,7 @@ class RunController(QObject):
     @Slot(object)
     def _on_warning(self, warning) -> None:
         self.w.log.add(warning.message, "warning", warning.step)
+        self.w.status.add_warning(warning.message)
         if warning.kind == "nan":
             self.w.plots.add_marker(warning.step, "NaN rollback")
 
@@ -223,6 +235,20 @@ class RunController(QObject):
         dialog = getattr(self.w, "export_dialog", None)
         if dialog is not None and dialog.isVisible():
             dialog.refresh_checkpoint()  # the export dialog shows which step it exports from
+
+    @Slot(object)
+    def _on_eval_started(self, started) -> None:
+        self.w.status.showMessage(f"evaluating {started.num_samples} samples…")
+        self.w.log.add(f"evaluating {started.num_samples} generated images", step=started.step)
+
+    @Slot(object)
+    def _on_evaluated(self, result) -> None:
+        row = {"step": result.step, **result.metrics, "eval_samples": result.num_samples}
+        self.w.metrics.append([row])
+        self.w.status.clearMessage()
+        best = "; best FID so far, saved checkpoints/best.pt" if result.best else ""
+        self.w.log.add(f"{self.w.metrics.summary.text()} ({result.extractor} features, "
+                       f"{result.seconds:.1f} s){best}", step=result.step)
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -273,6 +299,7 @@ class RunController(QObject):
             a[name].setEnabled(self.state == "paused" or (not busy and self.w.form.is_valid()))
         a["stop"].setEnabled(busy)
         a["sample_now"].setEnabled(busy)
+        a["evaluate"].setEnabled(busy)
         a["export"].setEnabled(self.run_dir is not None)
         a["new_run"].setEnabled(not busy)
         a["open_run"].setEnabled(not busy)

@@ -31,13 +31,14 @@ class StatusBar(QStatusBar):
         super().__init__(parent)
         self.setObjectName("status_bar")
         self.labels: dict[str, QLabel] = {}
-        for name in ("state", "step", "epoch", "speed", "eta", "device"):
+        for name in ("state", "step", "epoch", "speed", "eta", "device", "warnings"):
             label = QLabel()
             label.setObjectName(f"status_{name}")
             label.setAccessibleName(name.capitalize())
             self.labels[name] = label
             self.addPermanentWidget(label)
         self.state = "idle"
+        self.warning_count = 0
         self.set_state("idle")
         self.set_device("—")
 
@@ -48,6 +49,19 @@ class StatusBar(QStatusBar):
         colour = colours.get(state)
         self.labels["state"].setText(state)
         self.labels["state"].setStyleSheet(f"font-weight: bold; color: {colour};" if colour else "font-weight: bold;")
+
+    def add_warning(self, message: str) -> None:
+        """The warnings badge: how many, and the latest as its tooltip (all of them are in the log)."""
+        self.warning_count += 1
+        badge = self.labels["warnings"]
+        badge.setText(f"⚠ {self.warning_count}")
+        badge.setToolTip(message)
+        badge.setStyleSheet("color: white; background: #d08000; border-radius: 6px; padding: 0 6px;")
+
+    def clear_warnings(self) -> None:
+        self.warning_count = 0
+        self.labels["warnings"].setText("")
+        self.labels["warnings"].setStyleSheet("")
 
     def set_device(self, device: str) -> None:
         self.labels["device"].setText(f"device: {device}")

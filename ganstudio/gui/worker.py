@@ -40,6 +40,8 @@ class TrainWorker(QObject):
     sampled = Signal(object)  # engine Samples: step, uint8 (N, H, W, C), path
     warned = Signal(object)  # engine TrainWarning
     checkpointed = Signal(object)  # engine CheckpointSaved
+    eval_started = Signal(object)  # engine EvalStarted
+    evaluated = Signal(object)  # engine EvalResult
     failed = Signal(str)  # a message a person can act on
     finished = Signal(object)  # engine RunFinished, or None when the Trainer never started
 
@@ -79,7 +81,7 @@ class TrainWorker(QObject):
 
     # --- engine events (called in the worker thread) ---------------------------------------------------
     def _on_event(self, event) -> None:
-        from ganstudio.engine import CheckpointSaved, Samples, StepStats, TrainWarning
+        from ganstudio.engine import CheckpointSaved, EvalResult, EvalStarted, Samples, StepStats, TrainWarning
 
         if isinstance(event, StepStats):
             self._pending.append(event.to_json())
@@ -93,6 +95,10 @@ class TrainWorker(QObject):
             self.warned.emit(event)
         elif isinstance(event, CheckpointSaved):
             self.checkpointed.emit(event)
+        elif isinstance(event, EvalStarted):
+            self.eval_started.emit(event)
+        elif isinstance(event, EvalResult):
+            self.evaluated.emit(event)
 
     def _flush(self) -> None:
         if self._pending:
