@@ -163,7 +163,7 @@ def main() -> None:
     netG, classic_steps = classic(train_images, args.budget)
     theirs = to_28(classic_samples(netG, args.samples))
 
-    held_out = torch.from_numpy(read_idx(DEBIAN / "t10k-images-idx3-ubyte.gz")[: args.samples]).unsqueeze(1)
+    held_out = torch.from_numpy(read_idx(DEBIAN / "t10k-images-idx3-ubyte.gz")[: args.samples].copy()).unsqueeze(1)
 
     extractor = make_extractor("classifier", channels=1, image_size=28)
     real = extractor.features(train_images[: args.samples])

@@ -40,12 +40,13 @@ ACTIONS = [
     ("stop", "St&op", "Shift+F5", "Stop training and save a checkpoint"),
     ("sample_now", "Sample &now", "F6", "Write a sample grid from the fixed noise now"),
     ("evaluate", "&Evaluate now", "F7", "Measure FID, KID, IS, precision/recall now (in the training thread)"),
+    ("neighbours", "Nearest &neighbours…", "", "Generated images beside their nearest training images"),
     ("dark", "&Dark theme", "", "Switch between the light and the dark theme"),
     ("about", "&About", "", "Versions and device"),
 ]
 MENUS = {
     "&File": ["new_run", "open_run", "open_config", "save_config", None, "export", None, "quit"],
-    "&Run": ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "evaluate"],
+    "&Run": ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "evaluate", "neighbours"],
     "&View": ["dark"],
     "&Help": ["about"],
 }
@@ -103,7 +104,7 @@ class MainWindow(QMainWindow):
             self.actions[name].setIcon(self.style().standardIcon(icon))
         slots = {"new_run": self.new_run, "open_run": self.choose_run, "open_config": self.open_config,
                  "save_config": self.save_config, "export": self.export, "quit": self.close,
-                 "about": self.about}
+                 "neighbours": self.show_neighbours, "about": self.about}
         for name, slot in slots.items():
             self.actions[name].triggered.connect(slot)
         self.actions["dark"].toggled.connect(self.set_dark)
@@ -244,10 +245,22 @@ class MainWindow(QMainWindow):
         self.export_dialog = ExportDialog(self.run.run_dir, self)
         self.export_dialog.open()
 
+    @Slot()
+    def show_neighbours(self) -> None:
+        from ganstudio.engine.rundir import RunDir
+        from ganstudio.gui.neighbours_dialog import NeighboursDialog
+
+        if self.run.run_dir is None or not RunDir(self.run.run_dir).last_checkpoint.is_file():
+            self.show_error("No checkpoint yet", "The memorisation check uses the run's last checkpoint.")
+            return
+        self.run.request_checkpoint()
+        self.neighbours_dialog = NeighboursDialog(self.run.run_dir, self)
+        self.neighbours_dialog.open()
+
     # --- View and Help --------------------------------------------------------------------------------
     @Slot(bool)
     def set_dark(self, dark: bool) -> None:
-        apply_theme(dark, self.plots)
+        apply_theme(dark, self)
 
     @Slot()
     def about(self) -> None:
@@ -289,6 +302,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.run.shutdown()  # stops training, saves a checkpoint and joins the thread
+        for dialog in (getattr(self, "neighbours_dialog", None), getattr(self, "export_dialog", None)):
+            if dialog is not None:
+                dialog.done(0)  # each waits for its own background job
         self.preview.close()
         self.save_settings()
         super().closeEvent(event)

@@ -301,6 +301,7 @@ class RunController(QObject):
         a["sample_now"].setEnabled(busy)
         a["evaluate"].setEnabled(busy)
         a["export"].setEnabled(self.run_dir is not None)
+        a["neighbours"].setEnabled(self.run_dir is not None)
         a["new_run"].setEnabled(not busy)
         a["open_run"].setEnabled(not busy)
 

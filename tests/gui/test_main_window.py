@@ -203,3 +203,28 @@ def test_export_dialog_from_the_window(qtbot, window, artifacts_dir):
     dialog.grab().save(str(artifacts_dir / "export_dialog_from_window.png"))
     window.grab().save(str(artifacts_dir / "main_window_export.png"))
     dialog.close()
+
+
+def test_evaluate_now_fills_the_metrics_dock_and_neighbours_view(qtbot, window, artifacts_dir):
+    from ganstudio.gui.neighbours_dialog import NeighboursDialog
+
+    config = window.form.config().with_overrides(["eval.num_samples=100", "eval.metrics=['fid', 'kid']"])
+    window.form.set_config(config)
+    _trigger(window, "start")
+    qtbot.waitUntil(lambda: _step(window) >= 5, timeout=60_000)
+    _pause(qtbot, window)
+    _trigger(window, "evaluate")
+    qtbot.waitUntil(lambda: window.metrics.point_count() == 1, timeout=60_000)
+    assert "FID@100" in window.metrics.summary.text()
+    assert window.status.warning_count >= 1  # 100 samples are too few: a warning, shown on the badge
+    window.docks["metrics"].raise_()
+    window.grab().save(str(artifacts_dir / "main_window_metrics.png"))
+    _trigger(window, "stop")
+    qtbot.waitUntil(lambda: window.status.state == "stopped", timeout=60_000)
+
+    window.actions["neighbours"].trigger()
+    dialog = window.findChild(NeighboursDialog)
+    qtbot.waitUntil(lambda: hasattr(dialog, "sheet"), timeout=60_000)
+    assert dialog.sheet.shape == (8 * 30, 4 * 28 + 6, 1)
+    dialog.grab().save(str(artifacts_dir / "neighbours.png"))
+    dialog.done(0)
