@@ -115,6 +115,10 @@ class TrainConfig(Section):
         0, "CPU threads", "Threads torch uses on the CPU (0 = torch's default, one per core)", ge=0, le=1024)
     channels_last: bool = _field(
         True, "Channels-last", "Store conv activations channels-last (faster convolutions on most devices)")
+    ema: float = _field(
+        0.0, "G weight EMA",
+        "Decay of an exponential moving average of G's weights used for samples, evaluation and export "
+        "(0 = off; 0.999 is typical): it smooths out the oscillation of GAN training", ge=0.0, lt=1.0)
     log_every: int = _field(
         50, "Log every", "Steps between metric lines; the only points where the CPU waits for the device",
         live=True, ge=1, le=1_000_000)

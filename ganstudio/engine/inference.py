@@ -25,7 +25,7 @@ def checkpoint_path(run_or_file: str | Path, which: str = "last") -> Path:
 
 def load_generator(run_or_file: str | Path, which: str = "last", device: str | torch.device = "cpu"
                    ) -> tuple[RunConfig, nn.Module]:
-    """(config, G in eval mode on ``device``) from a run folder's checkpoint."""
+    """(config, G in eval mode on ``device``) from a run folder's checkpoint; G's EMA weights when kept."""
     path = checkpoint_path(run_or_file, which)
     payload = checkpoint.load(path)
     try:
@@ -34,7 +34,8 @@ def load_generator(run_or_file: str | Path, which: str = "last", device: str | t
         raise checkpoint.CheckpointError(f"the config inside {path} is not valid for this ganstudio: {err}")
     g, _ = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
     try:
-        g.load_state_dict(payload["state"]["g"])
+        state = payload["state"]
+        g.load_state_dict(state.get("g_ema", state["g"]))  # the EMA generator, when the run kept one
     except (KeyError, RuntimeError) as err:
         raise checkpoint.CheckpointError(f"{path}: generator weights do not match its config: {err}") from err
     return config, g.to(device).eval()

@@ -55,6 +55,8 @@ class Trainer:
             else torch.contiguous_format
         self.g.to(self.device, memory_format=self._memory_format)
         self.d.to(self.device, memory_format=self._memory_format)
+        # G's weight EMA (Yazıcı et al. 2019): a smoothed copy for samples, evaluation and export
+        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if train.ema > 0 else None
         self.opt_g = _optimizer(config, self.g.parameters(), config.optim.lr_g)
         self.opt_d = _optimizer(config, self.d.parameters(), config.optim.lr_d)
 
@@ -85,7 +87,23 @@ class Trainer:
         stats = self.strategy.train_step(self.next_batch, kind)
         if kind != "d":
             self.global_step += 1
+            if self.g_ema is not None:
+                self._update_ema()
         return stats
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # the decay ramps up over the first steps so the average does not start from the random init
+        decay = min(self.config.train.ema, (1 + self.global_step) / (10 + self.global_step))
+        for averaged, current in zip(self.g_ema.parameters(), self.g.parameters()):
+            averaged.lerp_(current, 1 - decay)
+        for averaged, current in zip(self.g_ema.buffers(), self.g.buffers()):
+            averaged.copy_(current)  # batch-norm statistics follow G as they are
+
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator that samples, evaluation and exports use: the EMA one when it is on."""
+        return self.g_ema if self.g_ema is not None else self.g
 
     def step(self, kind: str = "both") -> StepStats:
         """One update, its figures read back at once (a host-device sync: the loop avoids this)."""
@@ -119,12 +137,13 @@ class Trainer:
             else:
                 gen = torch.Generator().manual_seed(seed)
                 z = torch.randn(n or self.config.train.num_samples, self.config.model.z_dim, generator=gen)
-        was_training = self.g.training
-        self.g.eval()
+        g = self.sampler
+        was_training = g.training
+        g.eval()
         try:
-            images = self.g(z.to(self.device))
+            images = g(z.to(self.device))
         finally:
-            self.g.train(was_training)
+            g.train(was_training)
         return to_uint8(images)
 
     # --- evaluation -------------------------------------------------------------------------------
@@ -140,7 +159,7 @@ class Trainer:
         """n generated uint8 images (N, C, H, W) on the CPU, from the fixed evaluation noise."""
         from ganstudio.engine.inference import eval_images
 
-        return eval_images(self.g, self.config, n)
+        return eval_images(self.sampler, self.config, n)
 
     def evaluate(self, n: int | None = None):
         """FID, KID, … (``eval.metrics``) of n generated images (default ``eval.num_samples``): an EvalReport."""
@@ -176,10 +195,13 @@ class Trainer:
             "fixed_noise": self.fixed_noise, "step": self.global_step, "elapsed": self.elapsed,
             "best_fid": self.best_fid, "evals_since_best": self.evals_since_best,
             "rng": checkpoint.rng_state(),
+            **({"g_ema": self.g_ema.state_dict()} if self.g_ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.g.load_state_dict(state["g"])
+        if self.g_ema is not None:
+            self.g_ema.load_state_dict(state.get("g_ema", state["g"]))  # EMA switched on mid-run: start at G
         self.d.load_state_dict(state["d"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])

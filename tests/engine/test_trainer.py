@@ -7,6 +7,7 @@ import torch
 
 from ganstudio.engine import CheckpointError, RunDir, Samples, StepStats, Trainer, TrainingError, TrainWarning
 from ganstudio.engine import checkpoint
+from ganstudio.engine.trainer import to_uint8
 
 
 def _params(module):
@@ -83,6 +84,7 @@ def test_sample_shape_dtype_and_no_side_effects(tiny_config):
     [],
     ["model.arch='mlp'", "model.d_dropout=0.3"],
     ["loss.name='wgan-gp'", "model.d_norm='layer'", "optim.n_critic=2"],
+    ["train.ema=0.9"],
 ])
 def test_resume_is_bit_exact(tiny_config, tmp_path, overrides):
     config = tiny_config.with_overrides(overrides + ["train.steps=20", "train.checkpoint_every=1000"])
@@ -241,3 +243,29 @@ def test_cuda_request_without_cuda_is_a_clear_error(tiny_config):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="no CUDA device"):
         Trainer(tiny_config.updated("train.device", "cuda"))
+
+
+def test_ema_generator_lags_the_raw_one_and_is_what_samples_use(tiny_config):
+    trainer = Trainer(tiny_config.updated("train.ema", 0.9))
+    start = _params(trainer.g)
+    for _ in range(20):
+        trainer.step()
+    raw, ema = _params(trainer.g), _params(trainer.g_ema)
+    moved_raw = sum((r - s).norm() for r, s in zip(raw, start))
+    moved_ema = sum((e - s).norm() for e, s in zip(ema, start))
+    assert any(not torch.equal(r, e) for r, e in zip(raw, ema))
+    assert 0 < moved_ema < moved_raw  # an average of the path so far: behind the raw weights
+    assert trainer.sampler is trainer.g_ema
+    with torch.no_grad():
+        expected = trainer.g_ema.eval()(trainer.fixed_noise)
+    np.testing.assert_array_equal(trainer.sample(), to_uint8(expected))
+
+
+def test_exports_load_the_ema_generator(tiny_config, tmp_path):
+    from ganstudio.engine.inference import load_generator
+
+    trainer = Trainer(tiny_config.with_overrides(["train.ema=0.9", "train.steps=6"]), tmp_path / "run")
+    trainer.run()
+    _, g = load_generator(tmp_path / "run")
+    for loaded, ema in zip(g.parameters(), trainer.g_ema.parameters()):
+        assert torch.equal(loaded, ema)
