@@ -30,3 +30,24 @@ def tiny_config():
         "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 5,
                   "checkpoint_every": 5, "num_samples": 16, "seed": 1},
     })
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A 6-step tiny DCGAN run, trained once per session: sample grids at steps 0, 2, 4, 6 and
+    checkpoints/last.pt. Read-only: a test that writes into a run copies it first."""
+    from ganstudio.config import RunConfig
+    from ganstudio.engine import Trainer
+
+    config = RunConfig.model_validate({
+        "name": "tiny",
+        "data": {"source": "bundled", "max_images": 128, "image_size": 28},
+        "model": {"arch": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8},
+        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 2, "steps": 6,
+                  "checkpoint_every": 5, "num_samples": 16, "seed": 1},
+    })
+    path = tmp_path_factory.mktemp("trained") / "tiny-run"
+    trainer = Trainer(config, path)
+    trainer.run()
+    trainer.close()
+    return path

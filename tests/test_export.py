@@ -19,23 +19,9 @@ Z = 8  # the tiny run's z_dim
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 6-step DCGAN run with sample grids at steps 0, 2, 4, 6 and a last checkpoint (a few seconds)."""
-    from ganstudio.config import RunConfig
-    from ganstudio.engine import Trainer
-
-    config = RunConfig.model_validate({
-        "name": "tiny",
-        "data": {"source": "bundled", "max_images": 128, "image_size": 28},
-        "model": {"arch": "dcgan", "z_dim": Z, "g_width": 8, "d_width": 8},
-        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 2, "steps": 6,
-                  "checkpoint_every": 5, "num_samples": 16, "seed": 1},
-    })
-    path = tmp_path_factory.mktemp("export") / "run"
-    trainer = Trainer(config, path)
-    trainer.run()
-    trainer.close()
-    return path
+def run(trained_run):
+    """The shared 6-step tiny run (tests/conftest.py); z_dim is Z."""
+    return trained_run
 
 
 @pytest.fixture(scope="module")

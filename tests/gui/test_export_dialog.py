@@ -14,26 +14,6 @@ from ganstudio.gui.export_dialog import ExportDialog
 WAIT_MS = 60_000
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A 6-step DCGAN run: sample grids at steps 0, 2, 4, 6 and checkpoints/last.pt (trained once)."""
-    from ganstudio.config import RunConfig
-    from ganstudio.engine import Trainer
-
-    config = RunConfig.model_validate({
-        "name": "tiny",
-        "data": {"source": "bundled", "max_images": 128, "image_size": 28},
-        "model": {"arch": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8},
-        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 2, "steps": 6,
-                  "checkpoint_every": 5, "num_samples": 16, "seed": 1},
-    })
-    path = tmp_path_factory.mktemp("dialog") / "tiny-run"
-    trainer = Trainer(config, path)
-    trainer.run()
-    trainer.close()
-    return path
-
-
 @pytest.fixture
 def run(trained_run, tmp_path):
     """A private copy, so a test may write into (or break) its run folder."""
