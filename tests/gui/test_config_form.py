@@ -83,10 +83,10 @@ def test_invalid_learning_rate_is_marked_then_cleared(qtbot, form):
     assert is_marked(form, "optim.lr_g") and "border" in lr.styleSheet()
     assert not is_marked(form, "optim.lr_d")
 
-    type_into(qtbot, lr, "2e-4")
+    type_into(qtbot, lr, "4e-4")  # the preset's value
     assert seen[-1] == (True, "") and form.error_text() == ""
     assert not is_marked(form, "optim.lr_g") and lr.styleSheet() == ""
-    assert configs[-1].optim.lr_g == 2e-4 and form.config() == load_preset("dcgan-fashion")
+    assert configs[-1].optim.lr_g == 4e-4 and form.config() == load_preset("dcgan-fashion")
 
 
 def test_text_that_is_no_number_is_marked(qtbot, form):
