@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from classic_data import PilImages  # benchmarks/ is on sys.path when run as a script
 from ganstudio.config import load_preset
 from ganstudio.data import load_images
 from ganstudio.data.idx import read_idx
@@ -81,17 +81,6 @@ class Discriminator(nn.Module):
 
     def forward(self, input):
         return self.main(input).view(-1, 1).squeeze(1)
-
-
-class PilImages(Dataset):
-    def __init__(self, images: torch.Tensor, transform) -> None:
-        self.images, self.transform = images, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        return self.transform(Image.fromarray(self.images[i, 0].numpy(), mode="L")), 0
 
 
 def classic(images: torch.Tensor, budget: float) -> tuple[nn.Module, int]:

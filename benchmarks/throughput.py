@@ -22,11 +22,11 @@ import statistics
 import time
 
 import torch
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from classic_data import PilImages  # benchmarks/ is on sys.path when run as a script
 from ganstudio.config import load_preset
 from ganstudio.data import load_images
 from ganstudio.engine import Control, Trainer, resolve_device
@@ -36,20 +36,6 @@ WARMUP = 20
 
 
 # --- (2) the classic loop -----------------------------------------------------------------------------
-class PilImages(Dataset):
-    """The images as the torchvision MNIST dataset serves them: one PIL image per item, transformed."""
-
-    def __init__(self, images: torch.Tensor, transform) -> None:
-        self.images, self.transform = images, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        image = Image.fromarray(self.images[i, 0].numpy(), mode="L")
-        return self.transform(image), 0
-
-
 def classic_loop(config, images: torch.Tensor, device: torch.device, steps: int) -> float:
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     loader = DataLoader(PilImages(images, transform), batch_size=config.train.batch_size, shuffle=True,

@@ -11,6 +11,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,17 +87,16 @@ def prepare(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
 
 
 # --- files -----------------------------------------------------------------------------------------
-def decode_file(path: Path, size: int, channels: int) -> torch.Tensor:
-    """One image file -> uint8 (channels, size, size). Raises SkippedImage for anything unusable."""
+@contextmanager
+def open_image(path: Path):
+    """``Image.open(path)`` with decompression bombs refused and PIL's errors turned into SkippedImage."""
     try:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; a GAN never needs such an image and
             # decoding one can take gigabytes, so a warning is refused like the error above it
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= size
-                image.draft(None, (size, size))
-                pixels = _to_uint8(image, channels)
+                yield image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise SkippedImage(path, TOO_LARGE, str(err)) from None
     except UnidentifiedImageError as err:
@@ -104,6 +104,14 @@ def decode_file(path: Path, size: int, channels: int) -> torch.Tensor:
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as err:
         # PIL reports damaged data with any of these, depending on the format and where the damage is
         raise SkippedImage(path, CORRUPT, f"{type(err).__name__}: {err}") from None
+
+
+def decode_file(path: Path, size: int, channels: int) -> torch.Tensor:
+    """One image file -> uint8 (channels, size, size). Raises SkippedImage for anything unusable."""
+    with open_image(path) as image:
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= size
+        image.draft(None, (size, size))
+        pixels = _to_uint8(image, channels)
     tensor = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
     return resize_crop(tensor, size)[0]
 
@@ -138,17 +146,8 @@ def check_header(path: Path) -> None:
 
     Raises SkippedImage. Truncated pixel data is only found by :func:`decode_file`.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path):
-                pass
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise SkippedImage(path, TOO_LARGE, str(err)) from None
-    except UnidentifiedImageError as err:
-        raise SkippedImage(path, NOT_IMAGE, str(err)) from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as err:
-        raise SkippedImage(path, CORRUPT, f"{type(err).__name__}: {err}") from None
+    with open_image(path):
+        pass
 
 
 def decode_files(paths: Sequence[Path], size: int, channels: int,
