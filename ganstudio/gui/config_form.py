@@ -110,6 +110,8 @@ class ConfigForm(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
+        # never narrower than the form itself: with no horizontal scroll bar, the right edge would be cut
+        scroll.setMinimumWidth(inner.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         outer.addWidget(head)
         outer.addWidget(self._summary)
         outer.addWidget(scroll, 1)
