@@ -55,11 +55,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="generate images from a trained run",
                             description="OUT ending in .png writes one grid; otherwise a folder of N PNG files.")
-    sample.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (or a checkpoint file)")
+    _add_run_arguments(sample)
     sample.add_argument("-n", type=int, default=64, help="how many images (default 64)")
     sample.add_argument("-o", "--out", type=Path, required=True, help="grid .png or output folder")
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    sample.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
     sample.set_defaults(func=cmd_sample)
 
     _add_export_parser(sub)
@@ -70,13 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """DIR and --checkpoint: which run and which of its checkpoints (sample, export, eval)."""
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (or a checkpoint file)")
+    parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
+
+
 def _add_export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="write grids, single images, a progress GIF or a latent interpolation",
         description="Write exports from a run folder. Give at least one of --grid, --singles, --gif, "
                     "--interpolate. The folder that holds each output must exist.")
-    export.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (or a checkpoint file)")
-    export.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
+    _add_run_arguments(export)
     outputs = export.add_argument_group("outputs (at least one)")
     outputs.add_argument("--grid", type=Path, metavar="OUT.png", help="one grid PNG of N images")
     outputs.add_argument("--singles", type=Path, metavar="FOLDER", help="N PNGs, FOLDER/sample_00000.png ...")
@@ -101,8 +105,7 @@ def _add_eval_parser(sub) -> None:
         "eval", help="measure a trained generator: FID, KID, IS, precision/recall",
         description="Score generated images against the run's real data with eval.metrics, print a table, "
                     "optionally write JSON and a nearest-neighbour sheet (memorisation check).")
-    evaluate.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (or a checkpoint file)")
-    evaluate.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
+    _add_run_arguments(evaluate)
     evaluate.add_argument("-n", type=int, help="generated (and real) images (default: the run's eval.num_samples)")
     evaluate.add_argument("--metrics", help="comma-separated subset of fid,kid,is,pr,dc (default: the run's)")
     evaluate.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
