@@ -54,6 +54,9 @@ class DataConfig(Section):
         ge=0, le=1_000_000)
     workers: int = _field(
         2, "Loader workers", "Worker processes decoding images when a dataset streams", ge=0, le=64)
+    holdout: int = _field(
+        0, "Held-out images",
+        "The last N images are kept out of training; autoencoder/VAE evaluations reconstruct them", ge=0)
 
     @model_validator(mode="after")
     def _source_needs(self) -> DataConfig:
@@ -62,9 +65,19 @@ class DataConfig(Section):
         return self
 
 
+FAMILIES = ("gan", "cgan", "autoencoder", "vae")
+
+
 class ModelConfig(Section):
+    family: Literal[FAMILIES] = _field(  # type: ignore[valid-type]
+        "gan", "Family",
+        "gan = unconditional GAN; cgan = class-conditional GAN (needs labels); autoencoder = encoder + "
+        "decoder trained to reconstruct; vae = variational autoencoder (Kingma & Welling 2014)")
     arch: Literal["mlp", "dcgan"] = _field(
         "dcgan", "Architecture", "mlp = fully connected G and D; dcgan = convolutional (Radford et al. 2015)")
+    d_arch: Literal["same", "mlp", "dcgan"] = _field(
+        "same", "D architecture", "same = as the generator's; mlp or dcgan mixes bodies (e.g. an MLP G with "
+        "a conv D); for autoencoders the encoder's body")
     z_dim: int = _field(100, "Latent size", "Length of the noise vector z fed to the generator", ge=1, le=4096)
     g_width: int = _field(
         64, "G width", "Generator width: base channels (dcgan) or first hidden layer size (mlp)",
@@ -75,19 +88,57 @@ class ModelConfig(Section):
     d_norm: Literal["batch", "layer", "none"] = _field(
         "batch", "D normalisation",
         "Normalisation inside D; WGAN-GP needs 'layer' or 'none' (its penalty is per sample)")
-    d_dropout: float = _field(0.0, "D dropout", "Dropout probability in D's hidden layers", ge=0.0, lt=1.0)
+    d_dropout: float = _field(
+        0.0, "D dropout", "Dropout probability in D's hidden layers: noisier D decisions, which slows a D "
+        "that wins too fast", ge=0.0, lt=1.0)
+    spectral_norm: bool = _field(
+        False, "Spectral norm (D)", "Divide each D weight by its largest singular value (Miyato et al. 2018): "
+        "keeps D about 1-Lipschitz, which steadies its gradients")
+    num_classes: int = _field(
+        10, "Classes", "Number of classes a cgan is conditioned on; the data's labels must be below it",
+        ge=2, le=1000)
+    conditioning: Literal["projection", "concat"] = _field(
+        "projection", "D conditioning",
+        "How a cgan's D sees the label: projection = inner product of a class embedding with D's features "
+        "(Miyato & Koyama 2018); concat = the embedding joined to D's input")
+
+
+GAN_LOSSES = ("minimax", "bce", "lsgan", "wgan", "wgan-gp", "hinge")
+RECON_LOSSES = ("mse", "bernoulli")
 
 
 class LossConfig(Section):
-    name: Literal["minimax", "bce", "lsgan", "wgan", "wgan-gp", "hinge"] = _field(
+    name: Literal[GAN_LOSSES + RECON_LOSSES] = _field(  # type: ignore[valid-type]
         "bce", "Loss",
-        "minimax = original log(1-D(G(z))); bce = non-saturating; lsgan = least squares; "
-        "wgan = weight clipping; wgan-gp = gradient penalty; hinge = SAGAN hinge")
+        "GANs: minimax = original log(1-D(G(z))); bce = non-saturating; lsgan = least squares; "
+        "wgan = weight clipping; wgan-gp = gradient penalty; hinge = SAGAN hinge. Autoencoder/VAE "
+        "reconstruction: mse = squared error; bernoulli = per-pixel binary cross-entropy")
     gp_weight: float = _field(
         10.0, "GP weight", "Weight of the WGAN-GP gradient penalty", live=True, ge=0.0, le=1000.0)
     clip_value: float = _field(
         0.01, "Weight clip", "WGAN: D's weights are clipped to [-c, c] after each D step",
         live=True, gt=0.0, le=10.0)
+    label_smoothing: float = _field(
+        0.0, "Label smoothing", "One-sided label smoothing (Salimans et al. 2016): D's target for real images "
+        "is 1 - s instead of 1, so D is never rewarded for total confidence (bce, minimax, lsgan)",
+        live=True, ge=0.0, lt=0.5)
+    r1_weight: float = _field(
+        0.0, "R1 penalty", "γ of the R1 penalty γ/2·E‖∇D(x)‖² on real images (Mescheder et al. 2018): "
+        "stops D's gradients growing near the data; 0 = off", live=True, ge=0.0, le=1000.0)
+    instance_noise: float = _field(
+        0.0, "Instance noise", "Std of Gaussian noise added to D's real and fake inputs (Sønderby et al. 2017): "
+        "makes the two distributions overlap early on; 0 = off", ge=0.0, le=2.0)
+    instance_noise_steps: int = _field(
+        5000, "Noise decay steps", "Instance noise falls linearly to 0 over this many steps", ge=1)
+    beta: float = _field(
+        1.0, "KL weight β", "VAE: weight of the KL term (β-VAE, Higgins et al. 2017); 1 = the plain ELBO",
+        live=True, ge=0.0, le=1000.0)
+    kl_warmup: int = _field(
+        0, "KL warm-up steps", "VAE: β rises linearly from 0 over this many steps (0 = from the start); "
+        "avoids the posterior collapsing before the decoder learns", ge=0)
+
+
+SCHEDULES = ("constant", "linear", "cosine", "step")
 
 
 class OptimConfig(Section):
@@ -97,7 +148,20 @@ class OptimConfig(Section):
     beta1: float = _field(0.5, "Adam β1", "Adam's first-moment decay (0.5 for GANs)", live=True, ge=0.0, lt=1.0)
     beta2: float = _field(0.999, "Adam β2", "Adam's second-moment decay", live=True, ge=0.0, lt=1.0)
     momentum: float = _field(0.0, "Momentum", "SGD and RMSprop momentum", live=True, ge=0.0, lt=1.0)
-    weight_decay: float = _field(0.0, "Weight decay", "L2 weight decay for both networks", live=True, ge=0.0, le=1.0)
+    weight_decay_g: float = _field(
+        0.0, "G weight decay", "L2 weight decay of G (or the decoder)", live=True, ge=0.0, le=1.0)
+    weight_decay_d: float = _field(
+        0.0, "D weight decay", "L2 weight decay of D (or the encoder)", live=True, ge=0.0, le=1.0)
+    clip_g: float = _field(
+        0.0, "G grad clip", "Clip G's gradient norm to this before each step (0 = off)", live=True, ge=0.0)
+    clip_d: float = _field(
+        0.0, "D grad clip", "Clip D's gradient norm to this before each step (0 = off)", live=True, ge=0.0)
+    schedule: Literal[SCHEDULES] = _field(  # type: ignore[valid-type]
+        "constant", "LR schedule",
+        "constant; linear or cosine decay to 0 over the schedule steps; step = halve every schedule steps")
+    schedule_steps: int | None = _field(
+        None, "Schedule steps", "Length of the linear/cosine decay, or the step schedule's period "
+        "(None = the step budget)", ge=1)
     n_critic: int = _field(1, "D steps per G step", "Discriminator updates per generator update",
                            live=True, ge=1, le=100)
 
@@ -136,6 +200,9 @@ class TrainConfig(Section):
     eval_every: int = _field(
         0, "Evaluate every", "Steps between quality evaluations (FID, …; see the eval section); 0 = off",
         live=True, ge=0, le=10_000_000)
+    augment: list[Literal["translation", "cutout", "color"]] = _field(
+        [], "DiffAugment", "Differentiable augmentation of D's real and fake inputs (Zhao et al. 2020): "
+        "translation, cutout and colour; helps small datasets, where D memorises the real images")
     tensorboard: bool = _field(
         False, "TensorBoard", "Also write scalars and sample grids as TensorBoard events (needs tensorboard)")
 
@@ -178,10 +245,11 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _loss_fits_model(self) -> RunConfig:
-        if self.loss.name == "wgan-gp" and self.model.d_norm == "batch":
-            raise ValueError(
-                "loss.name = 'wgan-gp' cannot be used with model.d_norm = 'batch' (batch norm mixes "
-                "samples, which breaks the per-sample gradient penalty); use 'layer' or 'none'")
+        from ganstudio.families import check_config
+
+        problem = check_config(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     # --- I/O ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganstudio.config import LossConfig
+from ganstudio.config import GAN_LOSSES, RECON_LOSSES, LossConfig
 from ganstudio.losses import LOSSES, clip_weights_, gradient_penalty
 
 LN2, LN3 = math.log(2), math.log(3)
@@ -20,7 +20,8 @@ LOGITS = torch.tensor([0.0, LN3])
 
 def test_registry_keys_are_the_config_choices():
     assert list(LOSSES) == ["minimax", "bce", "lsgan", "wgan", "wgan-gp", "hinge"]
-    assert set(LOSSES) == set(typing.get_args(LossConfig.model_fields["name"].annotation))
+    assert set(LOSSES) == set(GAN_LOSSES)
+    assert set(GAN_LOSSES + RECON_LOSSES) == set(typing.get_args(LossConfig.model_fields["name"].annotation))
     assert all(loss.description for loss in LOSSES.values())
     assert [k for k, v in LOSSES.items() if v.probability] == ["minimax", "bce"]
     assert [k for k, v in LOSSES.items() if v.clip_weights] == ["wgan"]

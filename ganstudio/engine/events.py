@@ -32,9 +32,13 @@ class StepStats:
     extra: dict[str, float] = field(default_factory=dict)  # loss-specific terms, e.g. the gradient penalty
 
     def to_json(self) -> dict:
-        row = asdict(self)
+        """The metrics.jsonl row; figures a family does not have (D(x) for an autoencoder) are left out."""
+        row = {k: v for k, v in asdict(self).items() if not (k in _FAMILY_SPECIFIC and v != v)}
         row.update(row.pop("extra"))
         return row
+
+
+_FAMILY_SPECIFIC = {"loss_d", "loss_g", "d_real", "d_fake"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class Samples:
     step: int
     images: np.ndarray  # uint8 (N, H, W, C)
     path: Path | None = None  # the grid PNG written to the run folder, when there is one
+    columns: int | None = None  # images per grid row (a cgan: one row per class); None = a square grid
+    # autoencoder/VAE: real held-out images and their reconstructions, interleaved (real, recon, real, …)
+    reconstructions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,8 @@ class Trainer:
         self.d.to(self.device, memory_format=self._memory_format)
         # G's weight EMA (Yazıcı et al. 2019): a smoothed copy for samples, evaluation and export
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if train.ema > 0 else None
-        self.opt_g = _optimizer(config, self.g.parameters(), config.optim.lr_g)
-        self.opt_d = _optimizer(config, self.d.parameters(), config.optim.lr_d)
+        self.opt_g = _optimizer(config, self.g.parameters(), config.optim.lr_g, config.optim.weight_decay_g)
+        self.opt_d = _optimizer(config, self.d.parameters(), config.optim.lr_d, config.optim.weight_decay_d)
 
         # The Trainer's own generators: noise and penalties never draw from (or shift) the global RNG.
         self.noise_rng = torch.Generator(self.device).manual_seed(train.seed + 1)
@@ -177,9 +177,9 @@ class Trainer:
     def apply_hparams(self) -> None:
         """Push the config's optimizer settings into the optimizers (the config is the truth)."""
         o = self.config.optim
-        for opt, lr in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
+        for opt, lr, decay in ((self.opt_g, o.lr_g, o.weight_decay_g), (self.opt_d, o.lr_d, o.weight_decay_d)):
             for group in opt.param_groups:
-                group["lr"], group["weight_decay"] = lr, o.weight_decay
+                group["lr"], group["weight_decay"] = lr, decay
                 if "betas" in group:
                     group["betas"] = (o.beta1, o.beta2)
                 if "momentum" in group:
@@ -266,11 +266,11 @@ def to_uint8(images: Tensor) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
-def _optimizer(config: RunConfig, params, lr: float) -> torch.optim.Optimizer:
+def _optimizer(config: RunConfig, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     o = config.optim
     if o.name == "adam":
         # fused: one kernel for all parameters (CPU and CUDA), cheaper than the per-tensor loop
-        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=True)
     if o.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)
-    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)
+        return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=weight_decay, foreach=True)

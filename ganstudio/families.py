@@ -1,0 +1,121 @@
+"""What each model family is, as data: its losses, the settings that apply to it, its plots and metrics.
+
+The config validator, the CLI and the studio's form and plots all read this table, so a family is
+described once. Nothing here imports torch: the studio reads it before torch is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ganstudio.config import GAN_LOSSES, RECON_LOSSES
+
+# Settings that only mean something when a discriminator is trained against a generator.
+_ADVERSARIAL = frozenset({
+    "model.d_norm", "model.d_dropout", "model.spectral_norm", "loss.gp_weight", "loss.clip_value",
+    "loss.label_smoothing", "loss.r1_weight", "loss.instance_noise", "loss.instance_noise_steps",
+    "optim.n_critic", "train.augment", "model.d_width",
+})
+_CONDITIONAL = frozenset({"model.num_classes", "model.conditioning"})
+_VAE = frozenset({"loss.beta", "loss.kl_warmup"})
+_ENCODER = frozenset({"model.d_width", "model.d_norm"})
+
+
+@dataclass(frozen=True)
+class Plot:
+    title: str
+    keys: tuple[tuple[str, str], ...]  # (metrics key, legend label)
+    log_y: bool = False
+
+
+_GAN_PLOTS = (
+    Plot("Losses", (("loss_d", "D loss"), ("loss_g", "G loss"))),
+    Plot("D(x) and D(G(z))", (("d_real", "D(x)"), ("d_fake", "D(G(z))"))),
+    Plot("Gradient norms", (("grad_norm_d", "|∇D|"), ("grad_norm_g", "|∇G|")), log_y=True),
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    title: str
+    description: str
+    losses: tuple[str, ...]          # the loss.name values it trains with; the first is its default
+    adversarial: bool                # a D trained against G: D/G steps, D(x) plots, GAN stabilisers
+    conditional: bool = False        # G and D take class labels; sample grids have one row per class
+    encoder: bool = False            # the "D" network is an encoder: images -> latent
+    variational: bool = False
+    primary_metric: str = "fid"      # what best.pt and early stopping follow (lower is better)
+    plots: tuple[Plot, ...] = _GAN_PLOTS
+    titles: dict[str, str] = field(default_factory=dict)  # field titles this family names differently
+    hidden: frozenset[str] = frozenset()                  # fields that do nothing for this family
+
+    def applies(self, key: str) -> bool:
+        """Whether the dotted config field ``key`` changes anything for this family."""
+        return key not in self.hidden
+
+    def title_of(self, key: str, default: str) -> str:
+        return self.titles.get(key, default)
+
+
+_AE_TITLES = {
+    "model.g_width": "Decoder width", "model.d_width": "Encoder width", "model.d_arch": "Encoder architecture",
+    "model.d_norm": "Encoder normalisation", "model.z_dim": "Code size",
+    "optim.lr_g": "Decoder learning rate", "optim.lr_d": "Encoder learning rate",
+    "optim.weight_decay_g": "Decoder weight decay", "optim.weight_decay_d": "Encoder weight decay",
+    "optim.clip_g": "Decoder grad clip", "optim.clip_d": "Encoder grad clip",
+    "train.ema": "Decoder weight EMA",
+}
+_RECON_PLOTS = (
+    Plot("Reconstruction", (("recon", "reconstruction"),)),
+    Plot("Gradient norms", (("grad_norm_d", "|∇encoder|"), ("grad_norm_g", "|∇decoder|")), log_y=True),
+)
+
+FAMILIES: dict[str, Family] = {
+    "gan": Family(
+        "gan", "GAN", "Unconditional GAN: G maps noise to images, D tells them from real ones",
+        GAN_LOSSES, adversarial=True, hidden=_CONDITIONAL | _VAE),
+    "cgan": Family(
+        "cgan", "Conditional GAN", "Class-conditional GAN (Mirza & Osindero 2014): G and D both see the "
+        "label, so you pick the class of every sample", GAN_LOSSES, adversarial=True, conditional=True,
+        hidden=_VAE),
+    "autoencoder": Family(
+        "autoencoder", "Autoencoder", "Encoder + decoder trained to reproduce their input through a small "
+        "code; its codes are not a distribution, so decoding random noise gives no real image",
+        RECON_LOSSES, adversarial=False, encoder=True, primary_metric="recon_mse", plots=_RECON_PLOTS,
+        titles=_AE_TITLES, hidden=(_ADVERSARIAL - _ENCODER) | _CONDITIONAL | _VAE),
+    "vae": Family(
+        "vae", "VAE", "Variational autoencoder (Kingma & Welling 2014): the encoder gives a Gaussian per "
+        "image, a KL term pulls it to N(0, I), so decoding noise from the prior gives new images",
+        RECON_LOSSES, adversarial=False, encoder=True, variational=True,
+        plots=(Plot("ELBO parts", (("recon", "reconstruction"), ("kl", "KL"), ("loss", "−ELBO (β-weighted)"))),
+               *_RECON_PLOTS[1:]),
+        titles=_AE_TITLES, hidden=(_ADVERSARIAL - _ENCODER) | _CONDITIONAL),
+}
+
+
+def family_of(config) -> Family:
+    return FAMILIES[config.model.family]
+
+
+def check_config(config) -> str | None:
+    """The first reason ``config`` cannot train, phrased for its author; None when it can."""
+    family = family_of(config)
+    loss, model = config.loss.name, config.model
+    if loss not in family.losses:
+        kind = "a GAN loss" if loss in GAN_LOSSES else "a reconstruction loss"
+        return (f"loss.name = {loss!r} cannot train model.family = {family.name!r}: {loss!r} is {kind}; "
+                f"{family.name} takes {', '.join(map(repr, family.losses))}")
+    if family.adversarial and loss == "wgan-gp" and model.d_norm == "batch":
+        return ("loss.name = 'wgan-gp' cannot be used with model.d_norm = 'batch' (batch norm mixes "
+                "samples, which breaks the per-sample gradient penalty); use 'layer' or 'none'")
+    if config.loss.label_smoothing > 0 and loss not in ("minimax", "bce", "lsgan"):
+        return (f"loss.label_smoothing = {config.loss.label_smoothing} needs a loss with a target for real "
+                f"images (bce, minimax or lsgan); loss.name = {loss!r} has none")
+    o = config.optim
+    if o.schedule in ("linear", "cosine") and o.schedule_steps is None and config.train.steps is None:
+        return (f"optim.schedule = {o.schedule!r} decays over optim.schedule_steps or train.steps; "
+                "set one of them")
+    if o.schedule == "step" and o.schedule_steps is None:
+        return "optim.schedule = 'step' halves the learning rates every optim.schedule_steps steps; set it"
+    return None
