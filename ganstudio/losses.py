@@ -1,8 +1,11 @@
-"""GAN objectives as small pure functions of D's raw logits, picked by name from ``LOSSES``.
+"""Training objectives as small pure functions: GAN losses picked by name from ``LOSSES``, D's
+penalties, and the autoencoder/VAE reconstruction and KL terms.
 
-Every function takes raw discriminator outputs (no sigmoid) and returns a scalar to minimise. Log-
-probability losses go through ``softplus``: log σ(x) = −softplus(−x) and log(1 − σ(x)) = −softplus(x),
-which stay finite where log(sigmoid(x)) would give −inf for large |x|.
+Every GAN loss takes raw discriminator outputs (no sigmoid) and returns a scalar to minimise; every D
+loss takes a ``smoothing`` keyword (one-sided label smoothing), which the losses without a real-image
+target ignore (the config refuses it for them). Log-probability losses go through ``softplus``:
+log σ(x) = −softplus(−x) and log(1 − σ(x)) = −softplus(x), which stay finite where log(sigmoid(x))
+would give −inf for large |x|.
 """
 
 from __future__ import annotations
@@ -16,9 +19,16 @@ from torch import Tensor, nn
 
 
 # --- minimax / non-saturating (Goodfellow et al. 2014, "Generative Adversarial Nets") -----------------
-def bce_d(real: Tensor, fake: Tensor) -> Tensor:
-    """D maximises log D(x) + log(1 − D(G(z))): binary cross-entropy, real -> 1, fake -> 0."""
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+def bce_d(real: Tensor, fake: Tensor, smoothing: float = 0.0) -> Tensor:
+    """D maximises log D(x) + log(1 − D(G(z))): binary cross-entropy, real -> 1 − smoothing, fake -> 0.
+
+    One-sided label smoothing (Salimans et al. 2016, "Improved Techniques for Training GANs") moves only
+    the real target: its minimum is at D(x) = 1 − s, so D gains nothing from total confidence.
+    """
+    real_term = F.softplus(-real)                    # −log σ(r), the cross-entropy with target 1
+    if smoothing:  # target t: t·softplus(−r) + (1 − t)·softplus(r), BCE-with-logits in its safe form
+        real_term = (1 - smoothing) * real_term + smoothing * F.softplus(real)
+    return real_term.mean() + F.softplus(fake).mean()
 
 
 def minimax_g(fake: Tensor) -> Tensor:
@@ -32,9 +42,9 @@ def bce_g(fake: Tensor) -> Tensor:
 
 
 # --- least squares (Mao et al. 2017, "Least Squares Generative Adversarial Networks") ------------------
-def lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
-    """D regresses real outputs to b = 1 and fake ones to a = 0 (the paper's 0-1 coding)."""
-    return 0.5 * ((real - 1).square().mean() + fake.square().mean())
+def lsgan_d(real: Tensor, fake: Tensor, smoothing: float = 0.0) -> Tensor:
+    """D regresses real outputs to b = 1 − smoothing and fake ones to a = 0 (the paper's 0-1 coding)."""
+    return 0.5 * ((real - (1 - smoothing)).square().mean() + fake.square().mean())
 
 
 def lsgan_g(fake: Tensor) -> Tensor:
@@ -43,9 +53,10 @@ def lsgan_g(fake: Tensor) -> Tensor:
 
 
 # --- Wasserstein (Arjovsky et al. 2017 "Wasserstein GAN"; Gulrajani et al. 2017 "Improved Training") ---
-def wgan_d(real: Tensor, fake: Tensor) -> Tensor:
+def wgan_d(real: Tensor, fake: Tensor, smoothing: float = 0.0) -> Tensor:
     """The critic maximises E[D(x)] − E[D(G(z))], an estimate of the Wasserstein-1 distance when D is
-    1-Lipschitz (kept so by weight clipping, or by the gradient penalty)."""
+    1-Lipschitz (kept so by weight clipping, or by the gradient penalty). A critic has no target to
+    smooth: ``smoothing`` is ignored."""
     return fake.mean() - real.mean()
 
 
@@ -55,8 +66,9 @@ def wgan_g(fake: Tensor) -> Tensor:
 
 
 # --- hinge (Lim & Ye 2017 "Geometric GAN"; Miyato et al. 2018; Zhang et al. 2019 "SAGAN") -------------
-def hinge_d(real: Tensor, fake: Tensor) -> Tensor:
-    """D wants real scores ≥ 1 and fake scores ≤ −1; samples past the margin cost nothing."""
+def hinge_d(real: Tensor, fake: Tensor, smoothing: float = 0.0) -> Tensor:
+    """D wants real scores ≥ 1 and fake scores ≤ −1; samples past the margin cost nothing, so there is
+    no target to smooth: ``smoothing`` is ignored."""
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
 
@@ -66,19 +78,38 @@ def hinge_g(fake: Tensor) -> Tensor:
 
 
 # --- penalties and constraints -----------------------------------------------------------------------
-def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor,
-                     generator: torch.Generator | None = None) -> Tensor:
+def _score(d: nn.Module, x: Tensor, labels: Tensor | None) -> Tensor:
+    """D's output on ``x``: a conditional D is called ``d(x, labels)``, an unconditional one ``d(x)``."""
+    return d(x) if labels is None else d(x, labels)
+
+
+def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None,
+                     labels: Tensor | None = None) -> Tensor:
     """WGAN-GP's E[(‖∇D(x̂)‖₂ − 1)²] on x̂ = αx + (1 − α)G(z), one α ~ U[0, 1] per sample
     (Gulrajani et al. 2017). Differentiable in D's weights (create_graph), so the caller adds
     ``gp_weight * gradient_penalty(...)`` to the D loss. Costs a second forward and a double backward.
+
+    ``labels``: a conditional D's class per row, shared by ``real`` and ``fake`` (a cgan draws its fakes
+    for the real images' labels); None for an unconditional D.
     """
     shape = (real.size(0),) + (1,) * (real.dim() - 1)
     # Drawn where the generator lives, then moved: a CPU generator works for a CUDA batch.
     device = generator.device if generator is not None else real.device
     alpha = torch.rand(shape, generator=generator, device=device).to(real)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(mixed).sum(), mixed, create_graph=True)
+    (grad,) = torch.autograd.grad(_score(d, mixed, labels).sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
+
+
+def r1_penalty(d: nn.Module, real: Tensor, labels: Tensor | None = None) -> Tensor:
+    """R1 = E‖∇ₓD(x)‖² on real images (Mescheder et al. 2018, "Which Training Methods for GANs do
+    actually Converge?"): penalising D's slope at the data stops it from growing without bound there.
+    Differentiable in D's weights (create_graph); the caller adds ``r1_weight / 2 * r1_penalty(...)``
+    to the D loss. Costs a second forward of D on the reals and a double backward.
+    """
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_score(d, x, labels).sum(), x, create_graph=True)
+    return grad.flatten(1).square().sum(1).mean()
 
 
 @torch.no_grad()
@@ -91,20 +122,21 @@ def clip_weights_(d: nn.Module, c: float) -> None:
 
 @dataclass(frozen=True)
 class GanLoss:
-    d: Callable[[Tensor, Tensor], Tensor]   # (real_logits, fake_logits) -> scalar D loss
-    g: Callable[[Tensor], Tensor]           # fake_logits -> scalar G loss
+    d: Callable[..., Tensor]         # (real_logits, fake_logits, smoothing=0.0) -> scalar D loss
+    g: Callable[[Tensor], Tensor]    # fake_logits -> scalar G loss
     probability: bool        # sigmoid(logit) is a probability: D(x) is reported as mean sigmoid, else raw mean
     clip_weights: bool = False      # WGAN: clip D's weights to ±clip_value after each D step
     gradient_penalty: bool = False  # WGAN-GP: add gp_weight * gradient_penalty(...) to the D loss
+    label_smoothing: bool = False   # d uses its smoothing argument (a target for real images to soften)
     description: str = ""
 
 
 LOSSES: dict[str, GanLoss] = {  # keys are the choices of LossConfig.name
-    "minimax": GanLoss(bce_d, minimax_g, probability=True,
+    "minimax": GanLoss(bce_d, minimax_g, probability=True, label_smoothing=True,
                        description="Original GAN: G minimises log(1 − D(G(z))); saturates when D wins"),
-    "bce": GanLoss(bce_d, bce_g, probability=True,
+    "bce": GanLoss(bce_d, bce_g, probability=True, label_smoothing=True,
                    description="Non-saturating GAN: G maximises log D(G(z)); the usual default"),
-    "lsgan": GanLoss(lsgan_d, lsgan_g, probability=False,
+    "lsgan": GanLoss(lsgan_d, lsgan_g, probability=False, label_smoothing=True,
                      description="Least squares GAN (Mao et al. 2017): squared error to targets 0 and 1"),
     "wgan": GanLoss(wgan_d, wgan_g, probability=False, clip_weights=True,
                     description="Wasserstein GAN (Arjovsky et al. 2017) with weight clipping; use n_critic 5"),
@@ -114,3 +146,47 @@ LOSSES: dict[str, GanLoss] = {  # keys are the choices of LossConfig.name
     "hinge": GanLoss(hinge_d, hinge_g, probability=False,
                      description="Hinge loss (Geometric GAN, SAGAN): margins at ±1 for D"),
 }
+
+
+# --- autoencoder / VAE (Kingma & Welling 2014, "Auto-Encoding Variational Bayes") ----------------------
+# Images are in [−1, 1]; both terms are per-image sums over pixels (B,), computed in float32 because a
+# sum over thousands of pixels in half precision loses the small differences training needs.
+_EPS = 1e-6  # keeps log(p) and log(1 − p) finite where the decoder's output reaches 0 or 1
+
+
+def mse_recon(recon: Tensor, target: Tensor) -> Tensor:
+    """Σ squared error per image, measured on the [0, 1] scale: Σ((recon − target) / 2)²."""
+    return ((recon.float() - target.float()) / 2).square().flatten(1).sum(1)
+
+
+def bernoulli_recon(recon: Tensor, target: Tensor) -> Tensor:
+    """Σ per-pixel binary cross-entropy per image, with target and recon mapped to [0, 1] (recon clamped
+    into [ε, 1 − ε]): −Σ t·log p + (1 − t)·log(1 − p), the Bernoulli decoder's negative log-likelihood."""
+    p = ((recon.float() + 1) / 2).clamp(_EPS, 1 - _EPS)
+    t = (target.float() + 1) / 2
+    return -(t * p.log() + (1 - t) * (1 - p).log()).flatten(1).sum(1)
+
+
+_RECON_FNS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mse": mse_recon, "bernoulli": bernoulli_recon}
+
+RECON_LOSSES: dict[str, str] = {  # keys are config.RECON_LOSSES; the values are the form's tooltips
+    "mse": "Squared error summed over pixels (on the [0, 1] scale): a Gaussian decoder",
+    "bernoulli": "Per-pixel binary cross-entropy summed over pixels: a Bernoulli decoder, sharper on "
+                 "near-binary images such as MNIST",
+}
+
+
+def reconstruction_loss(name: str, recon: Tensor, target: Tensor) -> Tensor:
+    """The reconstruction term ``name`` (a key of ``RECON_LOSSES``) of each image: shape (B,)."""
+    try:
+        fn = _RECON_FNS[name]
+    except KeyError:
+        raise ValueError(f"unknown reconstruction loss {name!r}; choose one of {', '.join(RECON_LOSSES)}") from None
+    return fn(recon, target)
+
+
+def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(μ, exp(logvar)) ‖ N(0, I)) per sample, summed over latent dims: shape (B,).
+    Closed form ½Σ(μ² + σ² − 1 − log σ²)."""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (mu.square() + logvar.exp() - 1 - logvar).flatten(1).sum(1)
