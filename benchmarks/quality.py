@@ -11,6 +11,14 @@
 All three are scored against the training images with the bundled classifier's features (64 px images
 are resized to 28 px first): FID, KID (± std), IS, precision and recall. Prints the table and the ratio
 of the classic loop's FID to the preset's.
+
+    python benchmarks/quality.py --families [--budget 120] [--samples 10000] [--presets a,b,...]
+
+trains every preset (or ``--presets``) for the same budget, one after the other, and prints one table:
+images/s and FID/KID/IS/precision/recall of ``--samples`` generated images for the GAN families and the
+VAE (prior samples; a cgan's classes are spread evenly), and reconstruction error and ELBO parts on
+Fashion-MNIST's test split (never trained on) for the autoencoder families. Ratios are against the
+default preset measured in the same run.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from classic_data import PilImages  # benchmarks/ is on sys.path when run as a script
-from ganstudio.config import load_preset
+from ganstudio.config import load_preset, preset_names
 from ganstudio.data import load_images
 from ganstudio.data.idx import read_idx
 from ganstudio.engine import Trainer
@@ -135,24 +143,81 @@ def to_28(images: torch.Tensor) -> torch.Tensor:
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
+def test_split(n: int) -> torch.Tensor:
+    """uint8 (n, 1, 28, 28): Fashion-MNIST's test images, which no preset trains on."""
+    return torch.from_numpy(read_idx(DEBIAN / "t10k-images-idx3-ubyte.gz")[:n].copy()).unsqueeze(1)
+
+
+def families(args) -> None:
+    names = args.presets.split(",") if args.presets else preset_names()
+    default = "dcgan-fashion"
+    names = [default, *(n for n in names if n != default)]  # the reference row first
+    extractor = make_extractor("classifier", channels=1, image_size=28)
+    train_images = load_images(load_preset(default).data).images
+    real = extractor.features(train_images[: args.samples])
+    held_out = test_split(args.samples)
+    rows = []
+    for name in names:
+        torch.manual_seed(0)
+        config = load_preset(name, [f"train.max_time={args.budget}", "train.device='cpu'"])
+        trainer = Trainer(config)
+        trainer.run()
+        family = trainer.family
+        per_step = config.train.batch_size * (config.optim.n_critic if family.adversarial else 1)
+        row = {"name": name, "family": family.name, "steps": trainer.global_step,
+               "img/s": trainer.global_step * per_step / trainer.elapsed}
+        if not family.encoder or family.variational:
+            images = to_28(eval_images(trainer.sampler, config, args.samples))
+            row.update(compute_metrics(real, extractor.features(images), extractor.probabilities(images),
+                                       ["fid", "kid", "is", "pr"]))
+        if family.encoder:
+            row.update(trainer.strategy.held_out_metrics(held_out))
+        trainer.close()
+        rows.append(row)
+        print(f"  {name}: {row['steps']} steps", flush=True)
+
+    print(f"budget {args.budget:.0f} s per preset on {torch.get_num_threads()} CPU threads; {args.samples} samples "
+          f"per row vs {len(real)} training images (features: {extractor.name}); reconstruction on "
+          f"{len(held_out)} test-split images")
+    print(f"{'preset':14} {'family':12} {'steps':>6} {'img/s':>7} {'FID':>7} {'KID':>7} {'IS':>5} {'prec':>5} "
+          f"{'recall':>6} {'recon MSE':>9} {'ELBO':>8} {'KL':>6}")
+    ref = rows[0]
+
+    def f(row, key, fmt):
+        return format(row[key], fmt) if key in row else "-"
+
+    for row in rows:
+        print(f"{row['name']:14} {row['family']:12} {row['steps']:6d} {row['img/s']:7.0f} {f(row, 'fid', '7.2f'):>7} "
+              f"{f(row, 'kid', '7.4f'):>7} {f(row, 'is', '5.2f'):>5} {f(row, 'precision', '5.3f'):>5} "
+              f"{f(row, 'recall', '6.3f'):>6} {f(row, 'recon_mse', '9.4f'):>9} {f(row, 'elbo', '8.1f'):>8} "
+              f"{f(row, 'kl', '6.1f'):>6}")
+    print(f"ratios against {default} (same run): " + ", ".join(
+        f"{r['name']} FID {r['fid'] / ref['fid']:.2f}x img/s {r['img/s'] / ref['img/s']:.2f}x"
+        if "fid" in r else f"{r['name']} img/s {r['img/s'] / ref['img/s']:.2f}x" for r in rows[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=300, help="training seconds for each loop (default 300)")
     parser.add_argument("--samples", type=int, default=10_000, help="images scored per row (default 10,000)")
     parser.add_argument("--preset", default="dcgan-fashion")
+    parser.add_argument("--families", action="store_true", help="one row per preset instead (see above)")
+    parser.add_argument("--presets", help="comma-separated presets for --families (default: all)")
     args = parser.parse_args()
+    if args.families:
+        return families(args)
     torch.manual_seed(0)
 
     config = load_preset(args.preset, [f"train.max_time={args.budget}", "train.device='cpu'"])
     trainer = Trainer(config)
     trainer.run()
-    ours = to_28(eval_images(trainer.g, config, args.samples))
+    ours = to_28(eval_images(trainer.sampler, config, args.samples))
 
     train_images = load_images(config.data.model_copy(update={"image_size": 28})).images
     netG, classic_steps = classic(train_images, args.budget)
     theirs = to_28(classic_samples(netG, args.samples))
 
-    held_out = torch.from_numpy(read_idx(DEBIAN / "t10k-images-idx3-ubyte.gz")[: args.samples].copy()).unsqueeze(1)
+    held_out = test_split(args.samples)
 
     extractor = make_extractor("classifier", channels=1, image_size=28)
     real = extractor.features(train_images[: args.samples])

@@ -7,7 +7,7 @@ dataset for metrics. Every problem a person can fix is raised as :class:`DataErr
 
 from ganstudio.data.base import DataError, ImageSet
 from ganstudio.data.batches import Batches, StreamBatches, TensorBatches, build_batches
-from ganstudio.data.sources import load_images
+from ganstudio.data.sources import held_out, load_images
 
 __all__ = ["Batches", "DataError", "ImageSet", "StreamBatches", "TensorBatches", "build_batches",
-           "load_images"]
+           "held_out", "load_images"]

@@ -49,9 +49,13 @@ class Source:
     def decode_all(self) -> ImageSet:
         raise NotImplementedError
 
+    def part(self, start: int, stop: int) -> Source:
+        """Images ``start`` to ``stop`` (exclusive)."""
+        raise NotImplementedError
+
     def head(self, n: int) -> Source:
         """The first ``n`` images."""
-        raise NotImplementedError
+        return self.part(0, n)
 
     def checked(self) -> Source:
         """This source minus the items found unusable without decoding them (streaming only)."""
@@ -78,9 +82,9 @@ class ArraySource(Source):
         images = prepare(self.array, self.size, self.channels)
         return ImageSet(images, self.labels, self.class_names, list(self.warnings))
 
-    def head(self, n: int) -> ArraySource:
-        labels = None if self.labels is None else self.labels[:n]
-        return replace(self, array=self.array[:n], labels=labels)
+    def part(self, start: int, stop: int) -> ArraySource:
+        labels = None if self.labels is None else self.labels[start:stop]
+        return replace(self, array=self.array[start:stop], labels=labels)
 
 
 @dataclass(kw_only=True)
@@ -108,9 +112,9 @@ class FileSource(Source):
         labels = None if self.labels is None else self.labels[torch.tensor(kept, dtype=torch.long)]
         return ImageSet(images, labels, self.class_names, warnings)
 
-    def head(self, n: int) -> FileSource:
-        labels = None if self.labels is None else self.labels[:n]
-        return replace(self, paths=self.paths[:n], labels=labels)
+    def part(self, start: int, stop: int) -> FileSource:
+        labels = None if self.labels is None else self.labels[start:stop]
+        return replace(self, paths=self.paths[start:stop], labels=labels)
 
     def checked(self) -> FileSource:
         """Drop files whose header shows they are not images or are too large (no pixels decoded).
@@ -136,7 +140,19 @@ class FileSource(Source):
 
 # --- choosing a source -----------------------------------------------------------------------------
 def open_source(cfg: DataConfig, limit: int | None = None) -> Source:
-    """The source ``cfg`` names, cut to ``cfg.max_images`` and ``limit``; decodes nothing yet."""
+    """The training images ``cfg`` names, cut to ``cfg.max_images`` minus the held-out ones, and to
+    ``limit``; decodes nothing yet."""
+    source = _split(cfg)[0]
+    return source.head(limit) if limit is not None and limit < len(source) else source
+
+
+def held_out(cfg: DataConfig, limit: int | None = None) -> Source | None:
+    """The ``data.holdout`` images kept out of training (the last ones), or None when there are none."""
+    source = _split(cfg)[1]
+    return source.head(limit) if source is not None and limit is not None and limit < len(source) else source
+
+
+def _split(cfg: DataConfig) -> tuple[Source, Source | None]:
     if cfg.source == "bundled":
         source = bundled_source(cfg)
     elif cfg.source == "folder":
@@ -144,8 +160,15 @@ def open_source(cfg: DataConfig, limit: int | None = None) -> Source:
     else:
         from ganstudio.data.torchvision_sources import torchvision_source  # imports torchvision (~1 s)
         source = torchvision_source(cfg)
-    caps = [n for n in (cfg.max_images, limit) if n is not None]
-    return source.head(min(caps)) if caps and min(caps) < len(source) else source
+    if cfg.max_images is not None and cfg.max_images < len(source):
+        source = source.head(cfg.max_images)
+    if not cfg.holdout:
+        return source, None
+    n = len(source)
+    if cfg.holdout >= n:
+        raise DataError(f"data.holdout = {cfg.holdout} leaves no training images: {source.name} has {n}; "
+                        "hold out fewer")
+    return source.head(n - cfg.holdout), source.part(n - cfg.holdout, n)
 
 
 def load_images(cfg: DataConfig, limit: int | None = None) -> ImageSet:

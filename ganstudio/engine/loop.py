@@ -35,7 +35,8 @@ class TrainingLoop:
         self.rollbacks = 0
         self.started = self.mark = time.perf_counter()
         self.paused_for = 0.0  # seconds spent paused: not training time, for budgets and wall_time
-        self.diagnostics = Diagnostics(LOSSES[trainer.config.loss.name].probability)
+        adversarial = trainer.family.adversarial
+        self.diagnostics = Diagnostics(LOSSES[trainer.config.loss.name].probability) if adversarial else None
         self.said: set[str] = set()  # evaluation warnings already given (each once per session)
         self.elapsed0 = trainer.elapsed
 
@@ -142,7 +143,7 @@ class TrainingLoop:
         if t.run_dir:
             t.run_dir.append_metrics(stats.to_json())
         self.emit(stats)
-        for warning in self.diagnostics.check_stats(stats):
+        for warning in self.diagnostics.check_stats(stats) if self.diagnostics else ():
             self.emit(warning)
         return True
 
@@ -172,24 +173,30 @@ class TrainingLoop:
             return
         t = self.t
         images = t.sample()
-        path = t.run_dir.write_grid(t.global_step, images) if t.run_dir else None
-        self.emit(Samples(t.global_step, images, path))
+        path = t.run_dir.write_grid(t.global_step, images, t.grid_columns) if t.run_dir else None
+        pairs = None
+        if t.family.encoder:
+            pairs = t.reconstructions(min(32, max(1, t.config.train.num_samples // 2)))
+            if t.run_dir:
+                t.run_dir.write_reconstructions(t.global_step, pairs)
+        self.emit(Samples(t.global_step, images, path, t.grid_columns, pairs))
 
     def _evaluate(self) -> None:
-        """Score the generator (eval.metrics), keep checkpoints/best.pt by FID, warn on mode collapse."""
+        """Score the model (eval.metrics, or reconstruction for autoencoders), keep checkpoints/best.pt by
+        the family's primary metric (FID, reconstruction error), warn on mode collapse."""
         t = self.t
         if not self._report():
             return
         n = t.config.eval.num_samples
         self.emit(EvalStarted(t.global_step, n))
         report = t.evaluate(n)
-        fid = report.metrics.get("fid")
-        best = fid is not None and fid < t.best_fid
+        score = report.metrics.get(t.family.primary_metric)
+        best = score is not None and score < t.best_score
         if best:
-            t.best_fid, t.evals_since_best = fid, 0
+            t.best_score, t.evals_since_best = score, 0
             if t.run_dir:
                 self._save(t.run_dir.checkpoints_dir / "best.pt")
-        elif fid is not None:
+        elif score is not None:
             t.evals_since_best += 1
         if t.run_dir:
             t.run_dir.append_metrics({"step": t.global_step, "epoch": t.batches.epoch, **report.row()})
@@ -199,7 +206,8 @@ class TrainingLoop:
             if message not in self.said:
                 self.said.add(message)
                 self.emit(TrainWarning(t.global_step, "eval", message))
-        for warning in self.diagnostics.check_eval(t.global_step, report.diversity_ratio, report.class_share):
+        for warning in self.diagnostics.check_eval(t.global_step, report.diversity_ratio, report.class_share) \
+                if self.diagnostics else ():
             self.emit(warning)
 
     def _save(self, path) -> None:
@@ -244,6 +252,9 @@ class TrainingLoop:
 
 
 def _d_steps(t: Trainer, action: str) -> int:
+    """Real images one action consumes (in batches): n_critic D steps, one, or none for a G step."""
+    if not t.family.adversarial:
+        return 1
     return t.config.optim.n_critic if action == "both" else int(action == "d")
 
 

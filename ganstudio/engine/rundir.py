@@ -72,22 +72,33 @@ class RunDir:
     def sample_path(self, step: int) -> Path:
         return self.samples_dir / f"step_{step:06d}.png"
 
-    def write_grid(self, step: int, images: np.ndarray) -> Path:
+    def write_grid(self, step: int, images: np.ndarray, columns: int | None = None) -> Path:
         path = self.sample_path(step)
-        save_grid(images, path)
+        save_grid(images, path, columns)
+        return path
+
+    def write_reconstructions(self, step: int, pairs: np.ndarray) -> Path:
+        """``samples/recon_NNNNNN.png``: (real, reconstruction) pairs side by side."""
+        path = self.samples_dir / f"recon_{step:06d}.png"
+        save_grid(pairs, path, pair_columns(len(pairs) // 2))
         return path
 
 
-def grid_image(images: np.ndarray, padding: int = 2) -> Image.Image:
-    """uint8 (N, H, W, C) -> one PIL image, ceil(sqrt(N)) images per row."""
+def pair_columns(pairs: int) -> int:
+    """Images per row for ``pairs`` (real, reconstruction) pairs: a squarish grid of whole pairs."""
+    return 2 * max(1, math.ceil(math.sqrt(pairs)))
+
+
+def grid_image(images: np.ndarray, padding: int = 2, columns: int | None = None) -> Image.Image:
+    """uint8 (N, H, W, C) -> one PIL image, ``columns`` (default ceil(sqrt(N))) images per row."""
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2)
-    nrow = math.ceil(math.sqrt(len(images)))
+    nrow = columns or math.ceil(math.sqrt(len(images)))
     grid = make_grid(tensor, nrow=nrow, padding=padding, pad_value=0).permute(1, 2, 0).numpy()
     return Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
 
 
-def save_grid(images: np.ndarray, path: Path) -> None:
-    image = grid_image(images)
+def save_grid(images: np.ndarray, path: Path, columns: int | None = None) -> None:
+    image = grid_image(images, columns=columns)
     atomic_write(Path(path), lambda f: image.save(f, format="PNG"))
 
 

@@ -19,10 +19,13 @@ from torch import Tensor
 from ganstudio.config import ConfigError, RunConfig, from_dict, is_live
 from ganstudio.data import build_batches
 from ganstudio.engine import checkpoint
+from ganstudio.engine.autoencoder import AutoencoderStrategy, eval_mode
 from ganstudio.engine.events import StepStats
 from ganstudio.engine.gan import GanStrategy
 from ganstudio.engine.rundir import RunDir
+from ganstudio.engine.schedules import lr_factor, schedule_horizon
 from ganstudio.engine.stats import StatsAccumulator
+from ganstudio.families import family_of
 from ganstudio.models import build_models
 
 
@@ -41,6 +44,7 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: str | Path | RunDir | None = None) -> None:
         self.config = config
+        self.family = family_of(config)
         train = config.train
         self.device = resolve_device(train.device)
         if train.threads:
@@ -50,11 +54,15 @@ class Trainer:
         torch.manual_seed(train.seed)
 
         self.batches = build_batches(config.data, batch_size=train.batch_size, device=self.device, seed=train.seed)
+        if self.family.conditional:
+            _check_labels(config, self.batches)
         self.g, self.d = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
-        self._memory_format = torch.channels_last if train.channels_last and config.model.arch != "mlp" \
+        # channels-last pays off for convolutions only; an MLP flattens its input either way
+        convs = {config.model.arch, config.model.d_arch} - {"same"}
+        self.memory_format = torch.channels_last if train.channels_last and "dcgan" in convs \
             else torch.contiguous_format
-        self.g.to(self.device, memory_format=self._memory_format)
-        self.d.to(self.device, memory_format=self._memory_format)
+        self.g.to(self.device, memory_format=self.memory_format)
+        self.d.to(self.device, memory_format=self.memory_format)
         # G's weight EMA (Yazıcı et al. 2019): a smoothed copy for samples, evaluation and export
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if train.ema > 0 else None
         self.opt_g = _optimizer(config, self.g.parameters(), config.optim.lr_g, config.optim.weight_decay_g)
@@ -63,15 +71,18 @@ class Trainer:
         # The Trainer's own generators: noise and penalties never draw from (or shift) the global RNG.
         self.noise_rng = torch.Generator(self.device).manual_seed(train.seed + 1)
         self.penalty_rng = torch.Generator(self.device).manual_seed(train.seed + 2)
+        self.augment_rng = torch.Generator(self.device).manual_seed(train.seed + 5)  # DiffAugment, instance noise
         fixed = torch.Generator().manual_seed(train.seed + 3)
         self.fixed_noise = torch.randn(train.num_samples, config.model.z_dim, generator=fixed).to(self.device)
+        self.fixed_labels, self.grid_columns = _grid_labels(config, self.device)
+        self._held_out = None  # uint8 images the autoencoder families reconstruct (loaded on first use)
 
         self.global_step = 0
         self.elapsed = 0.0  # training seconds in earlier sessions of this run (kept across resumes)
-        self.best_fid = float("inf")  # the best FID so far; checkpoints/best.pt holds that state
-        self.evals_since_best = 0
+        self.best_score = float("inf")  # the best primary metric so far (FID; reconstruction error for an
+        self.evals_since_best = 0       # autoencoder); checkpoints/best.pt holds that state
         self._evaluator = None
-        self.strategy = GanStrategy(config, self.g, self.d, self.opt_g, self.opt_d, self.noise, self.penalty_rng)
+        self.strategy = AutoencoderStrategy(self) if self.family.encoder else GanStrategy(self)
         self.run_dir = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
 
     # --- one step ---------------------------------------------------------------------------------
@@ -80,12 +91,14 @@ class Trainer:
 
     def next_batch(self) -> tuple[Tensor, Tensor]:
         images, labels = self.batches.next()
-        return images.contiguous(memory_format=self._memory_format), labels
+        return images.contiguous(memory_format=self.memory_format), labels
 
     def train_step(self, kind: str = "both") -> dict[str, Tensor]:
         """One update; figures stay on the device. Counts as a step unless it is D only."""
+        if self.config.optim.schedule != "constant":
+            self._set_learning_rates()
         stats = self.strategy.train_step(self.next_batch, kind)
-        if kind != "d":
+        if kind != "d" or not self.family.adversarial:  # an autoencoder step is always whole
             self.global_step += 1
             if self.g_ema is not None:
                 self._update_ema()
@@ -134,17 +147,36 @@ class Trainer:
         if z is None:
             if seed is None:
                 z = self.fixed_noise if n is None else self.fixed_noise[:n]
+                labels = labels if labels is not None or self.fixed_labels is None else self.fixed_labels[:len(z)]
             else:
                 gen = torch.Generator().manual_seed(seed)
                 z = torch.randn(n or self.config.train.num_samples, self.config.model.z_dim, generator=gen)
-        g = self.sampler
-        was_training = g.training
-        g.eval()
-        try:
-            images = g(z.to(self.device))
-        finally:
-            g.train(was_training)
+        if self.family.conditional:
+            if labels is None:
+                labels = torch.arange(len(z)) % self.config.model.num_classes
+            z = z[:len(labels)]
+        with eval_mode(self.sampler):
+            g, z = self.sampler, z.to(self.device)
+            images = g(z, labels.to(self.device)) if self.family.conditional else g(z)
         return to_uint8(images)
+
+    def held_out_images(self) -> Tensor:
+        """uint8 (N, C, H, W): up to eval.num_samples held-out images (training images if none are held out)."""
+        if self._held_out is None:
+            from ganstudio.data import held_out, load_images
+
+            n = self.config.eval.num_samples
+            source = held_out(self.config.data, limit=n)
+            self._held_out = source.decode_all().images if source is not None \
+                else load_images(self.config.data, limit=n).images
+        return self._held_out
+
+    def reconstructions(self, pairs: int = 32) -> np.ndarray:
+        """uint8 (2·pairs, H, W, C): held-out images and their reconstructions, interleaved."""
+        real = self.held_out_images()[:pairs]
+        recon = self.strategy.reconstruct(real)
+        real = real.permute(0, 2, 3, 1).numpy()
+        return np.stack([real, to_uint8(recon)], axis=1).reshape(-1, *real.shape[1:])
 
     # --- evaluation -------------------------------------------------------------------------------
     def evaluator(self):
@@ -162,8 +194,26 @@ class Trainer:
         return eval_images(self.sampler, self.config, n)
 
     def evaluate(self, n: int | None = None):
-        """FID, KID, … (``eval.metrics``) of n generated images (default ``eval.num_samples``): an EvalReport."""
-        return self.evaluator().evaluate(self.eval_images(n or self.config.eval.num_samples))
+        """An EvalReport: FID, KID, … (``eval.metrics``) of n generated images (default ``eval.num_samples``);
+        for autoencoders the reconstruction error of held-out images instead, and both for a VAE."""
+        import time
+
+        from ganstudio.metrics.evaluate import EvalReport
+
+        n = n or self.config.eval.num_samples
+        if not self.family.encoder:
+            return self.evaluator().evaluate(self.eval_images(n))
+        start = time.perf_counter()
+        real = self.held_out_images()[:n]
+        recon = self.strategy.held_out_metrics(real)
+        warnings = [] if self.config.data.holdout else [
+            "no held-out images (data.holdout = 0): reconstruction error is measured on training images"]
+        if not self.family.variational:  # an autoencoder's decoded noise is not meant to look like data
+            return EvalReport(recon, len(real), "-", time.perf_counter() - start, float("nan"), None, warnings)
+        report = self.evaluator().evaluate(self.eval_images(n))
+        return EvalReport({**report.metrics, **recon}, report.num_samples, report.extractor,
+                          time.perf_counter() - start, report.diversity_ratio, report.class_share,
+                          [*report.warnings, *warnings])
 
     # --- live changes -----------------------------------------------------------------------------
     def set_hparam(self, key: str, value: Any) -> None:
@@ -171,19 +221,28 @@ class Trainer:
         if not is_live(key):
             raise ConfigError(f"{key} cannot change while a run is going; stop, edit the config and start again")
         self.config = self.config.updated(key, value, source="live change")
-        self.strategy.config = self.config
         self.apply_hparams()
 
     def apply_hparams(self) -> None:
         """Push the config's optimizer settings into the optimizers (the config is the truth)."""
         o = self.config.optim
-        for opt, lr, decay in ((self.opt_g, o.lr_g, o.weight_decay_g), (self.opt_d, o.lr_d, o.weight_decay_d)):
+        for opt, decay in ((self.opt_g, o.weight_decay_g), (self.opt_d, o.weight_decay_d)):
             for group in opt.param_groups:
-                group["lr"], group["weight_decay"] = lr, decay
+                group["weight_decay"] = decay
                 if "betas" in group:
                     group["betas"] = (o.beta1, o.beta2)
                 if "momentum" in group:
                     group["momentum"] = o.momentum
+        self._set_learning_rates()
+
+    def _set_learning_rates(self) -> None:
+        """The configured rates times the schedule's factor at this step (a function of the step alone,
+        so a resumed run gets exactly the same rates)."""
+        o = self.config.optim
+        factor = lr_factor(o.schedule, self.global_step, schedule_horizon(o, self.config.train))
+        for opt, lr in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
 
     # --- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -192,8 +251,9 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "data": self.batches.state_dict(),
             "noise_rng": self.noise_rng.get_state(), "penalty_rng": self.penalty_rng.get_state(),
+            "augment_rng": self.augment_rng.get_state(),
             "fixed_noise": self.fixed_noise, "step": self.global_step, "elapsed": self.elapsed,
-            "best_fid": self.best_fid, "evals_since_best": self.evals_since_best,
+            "best_score": self.best_score, "evals_since_best": self.evals_since_best,
             "rng": checkpoint.rng_state(),
             **({"g_ema": self.g_ema.state_dict()} if self.g_ema is not None else {}),
         }
@@ -208,9 +268,11 @@ class Trainer:
         self.batches.load_state_dict(state["data"])
         self.noise_rng.set_state(state["noise_rng"].cpu())
         self.penalty_rng.set_state(state["penalty_rng"].cpu())
+        if "augment_rng" in state:  # absent from checkpoints written before DiffAugment existed
+            self.augment_rng.set_state(state["augment_rng"].cpu())
         self.fixed_noise = state["fixed_noise"].to(self.device)
         self.global_step, self.elapsed = int(state["step"]), float(state["elapsed"])
-        self.best_fid = float(state.get("best_fid", float("inf")))
+        self.best_score = float(state.get("best_score", state.get("best_fid", float("inf"))))
         self.evals_since_best = int(state.get("evals_since_best", 0))
         checkpoint.set_rng_state(state["rng"])
         self.apply_hparams()
@@ -264,6 +326,27 @@ def to_uint8(images: Tensor) -> np.ndarray:
     """[-1, 1] float (N, C, H, W) -> uint8 (N, H, W, C) numpy."""
     images = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
     return images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def _grid_labels(config: RunConfig, device: torch.device) -> tuple[Tensor | None, int | None]:
+    """A cgan's fixed labels, one grid row per class: (labels, images per row); (None, None) otherwise."""
+    if not family_of(config).conditional:
+        return None, None
+    k, n = config.model.num_classes, config.train.num_samples
+    if n < k:
+        return torch.arange(n, device=device), None
+    return torch.arange(k, device=device).repeat_interleave(n // k), n // k
+
+
+def _check_labels(config: RunConfig, batches) -> None:
+    k = config.model.num_classes
+    if batches.num_classes is None:
+        raise ConfigError(
+            f"model.family = 'cgan' needs class labels, and {config.data.source!r} data has none; use a "
+            "labelled dataset (the bundled one, a torchvision one, or a folder with one subfolder per class)")
+    if batches.num_classes > k:
+        raise ConfigError(f"the dataset has {batches.num_classes} classes but model.num_classes = {k}; "
+                          f"set model.num_classes = {batches.num_classes}")
 
 
 def _optimizer(config: RunConfig, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:

@@ -34,7 +34,7 @@ def test_evaluations_are_logged_with_sample_counts_and_best_checkpoint_kept(eval
 
 def test_early_stop_when_fid_does_not_improve(eval_config):
     trainer = Trainer(eval_config.with_overrides(["eval.early_stop=1", "eval.metrics=['fid']", "train.steps=40"]))
-    trainer.best_fid = 0.0  # nothing can beat it
+    trainer.best_score = 0.0  # nothing can beat it
     finished = trainer.run()
     assert finished.reason == "early-stop" and trainer.global_step == 4
 

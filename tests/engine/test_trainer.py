@@ -85,6 +85,13 @@ def test_sample_shape_dtype_and_no_side_effects(tiny_config):
     ["model.arch='mlp'", "model.d_dropout=0.3"],
     ["loss.name='wgan-gp'", "model.d_norm='layer'", "optim.n_critic=2"],
     ["train.ema=0.9"],
+    ["model.family='cgan'"],
+    ["model.family='cgan'", "model.arch='mlp'", "model.conditioning='concat'"],
+    ["model.family='autoencoder'", "loss.name='mse'"],
+    ["model.family='vae'", "loss.name='bernoulli'", "loss.kl_warmup=5", "data.holdout=32", "train.ema=0.9"],
+    ["model.spectral_norm=true", "train.augment=['translation', 'cutout', 'color']", "loss.instance_noise=0.1",
+     "loss.r1_weight=1.0", "loss.label_smoothing=0.1", "optim.clip_d=1.0", "optim.clip_g=1.0",
+     "optim.schedule='cosine'", "optim.schedule_steps=20", "optim.weight_decay_d=0.01"],
 ])
 def test_resume_is_bit_exact(tiny_config, tmp_path, overrides):
     config = tiny_config.with_overrides(overrides + ["train.steps=20", "train.checkpoint_every=1000"])
