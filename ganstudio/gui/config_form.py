@@ -4,6 +4,12 @@ A field's widget follows its annotation: Literal -> combo box, bool -> check box
 box, float -> text that accepts "2e-4", ``X | None`` -> text where empty means None, a folder -> text
 plus a "…" button. Every edit re-validates the whole config with ``from_dict``, so the form shows the
 very errors the CLI would, on the fields they name.
+
+The form follows the model family (``families.py``): fields that do nothing for it are hidden (a group
+with none left hides too), titles are the family's ("Decoder width"), and the loss box offers only the
+family's losses. Hidden fields keep their values, so switching back restores them, unless a hidden
+value alone makes the config invalid (label smoothing left from a GAN when the family becomes a VAE):
+then the hidden fields count with their defaults, which every family accepts.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QGroupBox,
                                QVBoxLayout, QWidget)
 
 from ganstudio.config import ConfigError, RunConfig, from_dict, load_preset, preset_description, preset_names
+from ganstudio.families import FAMILIES, Family
 from ganstudio.gui.form_editors import Combo, make_editor, read_value, write_value
 from ganstudio.gui.form_schema import FieldSpec, form_sections
 
 DEFAULT_PRESET = "dcgan-fashion"
 LOCKED_TIP = "cannot change while training"
 ERROR_COLOR = "#c62828"
+FAMILY_KEY, LOSS_KEY = "model.family", "loss.name"
+
+
 def _dotted(data: dict, key: str) -> Any:
     for part in key.split("."):
         data = data.get(part) if isinstance(data, dict) else None
@@ -62,6 +72,10 @@ class ConfigForm(QWidget):
         self._labels: dict[str, QLabel] = {}
         self._errors: dict[str, QLabel] = {}
         self._browse: dict[str, QToolButton] = {}
+        self._rows: dict[str, tuple[QFormLayout, QWidget]] = {}  # key -> (its form, its field cell)
+        self._groups: dict[str, tuple[QGroupBox, list[str]]] = {}  # section -> (group box, its keys)
+        self._family: Family = FAMILIES["gan"]
+        self._family_loss: dict[str, str] = {}  # the loss last chosen under each family, restored on return
         self._config: RunConfig | None = None
         self._message = ""
         self._validity: tuple[bool, str] | None = None
@@ -100,10 +114,15 @@ class ConfigForm(QWidget):
             group = QGroupBox(title, objectName=name)
             group.setAccessibleName(title)
             self._add_rows(QFormLayout(group), specs)
+            self._groups[name] = (group, [spec.key for spec in specs])
             column.addWidget(group)
         column.addStretch(1)
-        # one label column for all groups, so the fields line up down the whole form
-        width = max(label.sizeHint().width() for label in self._labels.values())
+        # one label column for all groups, so the fields line up down the whole form, whatever the family
+        width = 0
+        for key, label in self._labels.items():
+            for title in {f.title_of(key, label.text()) for f in FAMILIES.values()} | {label.text()}:
+                width = max(width, label.sizeHint().width() + label.fontMetrics().horizontalAdvance(title)
+                            - label.fontMetrics().horizontalAdvance(label.text()))
         for label in self._labels.values():
             label.setMinimumWidth(width)
         scroll = QScrollArea(objectName="config_form.scroll", widgetResizable=True)
@@ -132,6 +151,7 @@ class ConfigForm(QWidget):
             box.addWidget(self._with_browse(spec, editor) if spec.kind == "path" else editor)
             box.addWidget(error)
             form.addRow(self._make_label(spec.title, editor, spec.key, spec.tooltip), cell)
+            self._rows[spec.key] = (form, cell)
             self._connect(spec, editor)
 
     def _make_label(self, title: str, buddy: QWidget, key: str, tooltip: str = "") -> QLabel:
@@ -179,6 +199,7 @@ class ConfigForm(QWidget):
         values = config.model_dump()
         self._loading = True
         try:
+            self._apply_family(FAMILIES[config.model.family], config.loss.name)
             for key, spec in self._specs.items():
                 write_value(spec, self._editors[key], _dotted(values, key))
             self._preset.setCurrentIndex(self._preset.findText(config.name))
@@ -194,6 +215,16 @@ class ConfigForm(QWidget):
     def error_text(self) -> str:
         """The validation message ("" when valid), one line per problem."""
         return self._message
+
+    def family(self) -> Family:
+        """The model family the form shows (its fields, titles and losses)."""
+        return self._family
+
+    def is_shown(self, key: str) -> bool:
+        """Whether the dotted field ``key`` is shown (it applies to the family); hidden ones keep their values."""
+        form, cell = self._rows[key]
+        group = next((g for g, keys in self._groups.values() if key in keys), None)
+        return form.isRowVisible(cell) and (group is None or not group.isHidden())
 
     def widget_for(self, key: str) -> QWidget:
         """The editor of the dotted field ``key`` (its objectName is ``key``)."""
@@ -245,6 +276,14 @@ class ConfigForm(QWidget):
     def _edited(self, key: str, *, commit: bool) -> None:
         if self._loading:
             return
+        if key == FAMILY_KEY:
+            family = read_value(self._specs[key], self._editors[key])
+            if family in FAMILIES:
+                self._loading = True  # the loss box changes with it: validate once, below
+                try:
+                    self._apply_family(FAMILIES[family])
+                finally:
+                    self._loading = False
         self._revalidate()
         if commit:
             self._commit(key)
@@ -259,9 +298,32 @@ class ConfigForm(QWidget):
         self._committed[key] = value
         self.live_changed.emit(key, value)
 
-    def _gather(self) -> dict:
+    def _apply_family(self, family: Family, loss: str | None = None) -> None:
+        """Show ``family``'s fields under its titles and offer its losses; the loss becomes ``loss``, else
+        stays if the family takes it, else the one last used with this family, else the family's default."""
+        loss_editor = self._editors[LOSS_KEY]
+        if loss_editor.value() in self._family.losses:
+            self._family_loss[self._family.name] = loss_editor.value()
+        current = loss if loss is not None else loss_editor.value()
+        if current not in family.losses:
+            current = self._family_loss.get(family.name, family.losses[0])
+        loss_editor.offer(family.losses, current)
+        self._family = family
+        for key, spec in self._specs.items():
+            form, cell = self._rows[key]
+            form.setRowVisible(cell, family.applies(key))
+            title = family.title_of(key, spec.title)
+            self._labels[key].setText(title)
+            self._editors[key].setAccessibleName(title)
+        for group, keys in self._groups.values():
+            group.setVisible(any(family.applies(key) for key in keys))
+
+    def _gather(self, defaults_for: frozenset[str] = frozenset()) -> dict:
+        """The editors' values as a config dict; the fields in ``defaults_for`` left out (so, defaults)."""
         data: dict = {}
         for key, spec in self._specs.items():
+            if key in defaults_for:
+                continue
             *parents, last = key.split(".")
             target = data
             for part in parents:
@@ -269,9 +331,19 @@ class ConfigForm(QWidget):
             target[last] = read_value(spec, self._editors[key])
         return data
 
+    def _validate(self) -> RunConfig:
+        try:
+            return from_dict(self._gather(), source="form")
+        except ConfigError:
+            hidden = frozenset(key for key in self._specs if not self._family.applies(key))
+            if not hidden:
+                raise
+            # a hidden field the person cannot see must not block the config (see the module docstring)
+            return from_dict(self._gather(defaults_for=hidden), source="form")
+
     def _revalidate(self) -> None:
         try:
-            config = from_dict(self._gather(), source="form")
+            config = self._validate()
         except ConfigError as err:
             self._config, self._message = None, str(err)
         else:
@@ -292,8 +364,8 @@ class ConfigForm(QWidget):
             named = _keys_in(line, keys)
             for key in named:
                 per_key.setdefault(key, []).append(_field_message(line, key, named))
-            if not named:
-                loose.append(line.removesuffix(" (from form)"))
+            if not named or not all(self._family.applies(key) for key in named):
+                loose.append(line.removesuffix(" (from form)"))  # about a field not shown: say it here
         for key, editor in self._editors.items():
             _mark(editor, self._errors[key], per_key.get(key, []))
         summary = [f"Fix the marked fields: {', '.join(per_key)}"] if per_key else []

@@ -11,7 +11,27 @@ from ganstudio.gui.form_schema import FieldSpec
 
 
 class Combo(QComboBox):
-    """Takes the mouse wheel only when focused: scrolling the form must not change values on the way."""
+    """Takes the mouse wheel only when focused: scrolling the form must not change values on the way.
+
+    ``choices`` are the values its items stand for, in order; ``offer`` narrows them (a family's losses).
+    """
+
+    choices: tuple = ()
+
+    def offer(self, choices, value=None) -> None:
+        """Show only ``choices`` and select ``value`` (or nothing), without emitting change signals."""
+        self.blockSignals(True)
+        try:
+            self.clear()
+            self.choices = tuple(choices)
+            self.addItems([str(c) for c in self.choices])
+            self.setCurrentIndex(self.choices.index(value) if value in self.choices else -1)
+        finally:
+            self.blockSignals(False)
+
+    def value(self):
+        index = self.currentIndex()
+        return self.choices[index] if 0 <= index < len(self.choices) else None
 
     def wheelEvent(self, event) -> None:
         super().wheelEvent(event) if self.hasFocus() else event.ignore()
@@ -54,6 +74,7 @@ class _Choices(QWidget):
 def make_editor(spec: FieldSpec) -> QWidget:
     if spec.kind == "choice":
         editor = Combo()
+        editor.choices = tuple(spec.choices)
         editor.addItems([str(c) for c in spec.choices])
         editor.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         editor.setMinimumContentsLength(8)  # long choices must not widen the dock
@@ -82,8 +103,7 @@ def make_editor(spec: FieldSpec) -> QWidget:
 def read_value(spec: FieldSpec, editor: QWidget) -> Any:
     """The editor's value; text that does not parse goes to pydantic as is, to be reported there."""
     if spec.kind == "choice":
-        index = editor.currentIndex()
-        return spec.choices[index] if index >= 0 else None
+        return editor.value()
     if spec.kind == "bool":
         return editor.isChecked()
     if spec.kind == "multi":
@@ -106,7 +126,7 @@ def read_value(spec: FieldSpec, editor: QWidget) -> Any:
 
 def write_value(spec: FieldSpec, editor: QWidget, value: Any) -> None:
     if spec.kind == "choice":
-        editor.setCurrentIndex(spec.choices.index(value) if value in spec.choices else -1)
+        editor.setCurrentIndex(editor.choices.index(value) if value in editor.choices else -1)
     elif spec.kind == "bool":
         editor.setChecked(bool(value))
     elif spec.kind == "multi":

@@ -198,3 +198,99 @@ def test_screenshot(qtbot, form, artifacts_dir):
     form.findChild(QScrollArea).ensureWidgetVisible(form.widget_for("optim.lr_g"))
     form.grab().save(str(artifacts_dir / "config_form_invalid.png"))
     assert (artifacts_dir / "config_form.png").stat().st_size > 0
+
+
+# --- the model family -----------------------------------------------------------------------------
+D_ONLY = ("loss.label_smoothing", "optim.n_critic", "loss.r1_weight", "model.spectral_norm", "train.augment")
+
+
+def losses_offered(form: ConfigForm) -> list[str]:
+    combo = form.widget_for("loss.name")
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
+def test_family_vae_hides_d_only_fields_and_offers_reconstruction_losses(form):
+    from ganstudio.config import GAN_LOSSES
+    from ganstudio.families import FAMILIES
+
+    assert all(form.is_shown(key) for key in D_ONLY) and not form.is_shown("loss.beta")
+    assert losses_offered(form) == list(GAN_LOSSES)
+    choose(form.widget_for("model.family"), "vae")
+    assert form.family().name == "vae" and form.is_valid()
+    for key in D_ONLY:
+        assert not form.is_shown(key), key
+    assert form.is_shown("loss.beta") and form.is_shown("model.d_width") and not form.is_shown("model.num_classes")
+    assert losses_offered(form) == ["mse", "bernoulli"]
+    assert form.config().loss.name == "mse"  # the family's default replaced the GAN loss
+    title = form.findChild(QWidget, "model.g_width.label")
+    assert title.text() == "Decoder width" and form.widget_for("model.g_width").accessibleName() == "Decoder width"
+    assert form.findChild(QWidget, "model.z_dim.label").text() == FAMILIES["vae"].title_of("model.z_dim", "")
+
+    choose(form.widget_for("model.family"), "gan")  # back: everything returns, with the loss used before
+    assert all(form.is_shown(key) for key in D_ONLY) and not form.is_shown("loss.beta")
+    assert losses_offered(form) == list(GAN_LOSSES) and form.config().loss.name == "bce"
+    assert title.text() == "G width"
+    assert form.config() == load_preset("dcgan-fashion")
+
+
+def test_a_section_with_no_field_left_hides(form):
+    from PySide6.QtWidgets import QGroupBox
+
+    loss = form.findChild(QGroupBox, "loss")
+    choose(form.widget_for("model.family"), "autoencoder")  # of the loss section only the loss applies
+    assert not loss.isHidden() and form.is_shown("loss.name") and not form.is_shown("loss.beta")
+    assert [key for key in field_keys() if key.startswith("loss.") and form.is_shown(key)] == ["loss.name"]
+
+
+def test_a_loaded_config_sets_the_family_and_its_loss(form):
+    vae = load_preset("dcgan-fashion", ["model.family=vae", "loss.name=bernoulli"])
+    form.set_config(vae)
+    assert form.config() == vae and losses_offered(form) == ["mse", "bernoulli"]
+    assert form.widget_for("loss.name").currentText() == "bernoulli" and not form.is_shown("optim.n_critic")
+    form.set_config(load_preset("wgan-gp"))
+    assert form.config() == load_preset("wgan-gp") and form.is_shown("optim.n_critic")
+    assert form.widget_for("optim.n_critic").value() == 5
+
+
+def test_hidden_leftovers_do_not_block_the_config(qtbot, form):
+    type_into(qtbot, form.widget_for("loss.label_smoothing"), "0.1")  # fine with bce
+    assert form.config().loss.label_smoothing == 0.1
+    choose(form.widget_for("model.family"), "vae")  # label smoothing would need a GAN loss, but it is hidden
+    assert form.is_valid() and form.config().loss.label_smoothing == 0.0
+    choose(form.widget_for("model.family"), "gan")
+    assert form.config().loss.label_smoothing == 0.1  # the value was kept in its field
+
+
+def test_an_invalid_pair_shows_the_validators_message(form):
+    from ganstudio.families import check_config
+
+    seen = []
+    form.validity_changed.connect(lambda valid, msg: seen.append((valid, msg)))
+    form.widget_for("loss.label_smoothing").setText("0.1")
+    choose(form.widget_for("loss.name"), "hinge")
+    expected = check_config(load_preset("dcgan-fashion").model_copy(update={
+        "loss": load_preset("dcgan-fashion").loss.model_copy(update={"name": "hinge", "label_smoothing": 0.1})}))
+    assert expected and form.config() is None and not form.is_valid()
+    assert seen[-1][0] is False and expected in seen[-1][1] and expected in form.error_text()
+    assert is_marked(form, "loss.label_smoothing") and is_marked(form, "loss.name")
+    assert expected in form.findChild(QWidget, "loss.name.error").text()
+    summary = form.findChild(QWidget, "config_form.summary")
+    assert summary.isVisibleTo(form) and "loss.label_smoothing" in summary.text()
+    choose(form.widget_for("loss.name"), "lsgan")
+    assert form.is_valid() and seen[-1] == (True, "")
+
+
+def test_stabiliser_fields_explain_themselves(form):
+    for key in ("model.spectral_norm", "loss.label_smoothing", "loss.r1_weight", "loss.instance_noise",
+                "optim.clip_d", "optim.weight_decay_g", "optim.schedule", "train.augment", "loss.beta"):
+        tip = form.widget_for(key).toolTip()
+        assert len(tip) > 40 and tip == form.findChild(QWidget, f"{key}.label").toolTip(), key
+
+
+def test_screenshot_vae(qtbot, form, artifacts_dir):
+    choose(form.widget_for("model.family"), "vae")
+    form.resize(460, 1300)
+    form.show()
+    qtbot.waitExposed(form)
+    form.grab().save(str(artifacts_dir / "config_form_vae.png"))
+    assert (artifacts_dir / "config_form_vae.png").stat().st_size > 0
