@@ -1,8 +1,10 @@
-"""Quality metrics against the step: FID, KID, IS, precision/recall, density/coverage.
+"""Quality metrics against the step: FID, KID, IS, precision/recall, density/coverage for generators;
+held-out reconstruction error and ELBO parts for autoencoders and VAEs (a VAE has both).
 
 Evaluations are few (one per ``train.eval_every`` steps), so each series is a short list redrawn whole
 with ``setData``. Rows come from the worker's evaluation results and from a run folder's metrics.jsonl
-(the rows that carry ``eval_samples``).
+(the rows that carry ``eval_samples``). The panels shown are those with data; before the first
+evaluation, those the model family (``set_family``) reports.
 """
 
 from __future__ import annotations
@@ -10,26 +12,49 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from ganstudio.gui.plots import D_COLOUR, FAKE_COLOUR, G_COLOUR, REAL_COLOUR
+from ganstudio.gui.plots import D_COLOUR, ELBO_COLOUR, FAKE_COLOUR, G_COLOUR, REAL_COLOUR
 
-PANELS = (  # (title, [(key, legend, colour)])
-    ("FID (lower is better)", [("fid", "FID", D_COLOUR)]),
-    ("KID ×1000", [("kid", "KID", G_COLOUR)]),
-    ("IS", [("is", "IS", REAL_COLOUR)]),
-    ("precision / recall", [("precision", "precision", D_COLOUR), ("recall", "recall", G_COLOUR),
-                            ("density", "density", REAL_COLOUR), ("coverage", "coverage", FAKE_COLOUR)]),
+PANELS = {  # name: (title, [(key, legend, colour)])
+    "recon_mse": ("reconstruction MSE", [("recon_mse", "MSE", D_COLOUR)]),  # held-out, per pixel
+    "elbo": ("loss per image", [("recon", "reconstruction", D_COLOUR), ("kl", "KL", G_COLOUR),
+                                         ("elbo", "−ELBO", ELBO_COLOUR)]),
+    "fid": ("FID (lower is better)", [("fid", "FID", D_COLOUR)]),
+    "kid": ("KID ×1000", [("kid", "KID", G_COLOUR)]),
+    "is": ("IS", [("is", "IS", REAL_COLOUR)]),
+    "pr": ("precision / recall", [("precision", "precision", D_COLOUR), ("recall", "recall", G_COLOUR),
+                                  ("density", "density", REAL_COLOUR), ("coverage", "coverage", FAKE_COLOUR)]),
+}
+TIPS = {
+    "recon_mse": "Mean squared error per pixel ([0, 1] scale) between the held-out images and their "
+                 "reconstructions (data.holdout); lower is better",
+    "elbo": "Held-out reconstruction loss and KL per image, and their sum −ELBO (β = 1); lower is better",
+}
+SAMPLE_QUALITY = ("fid", "kid", "is", "pr")
+FAMILY_PANELS = {  # shown before the first evaluation
+    "gan": SAMPLE_QUALITY, "cgan": SAMPLE_QUALITY, "autoencoder": ("recon_mse", "elbo"),
+    "vae": ("recon_mse", "elbo", *SAMPLE_QUALITY),
+}
+# KID is ~1e-3: shown ×1000 so its axis reads like the others; the ELBO (a log-likelihood bound, below
+# zero) is shown negated, so it sits with the reconstruction and KL terms it is the sum of
+SCALE = {"kid": 1000.0, "elbo": -1.0}
+SUMMARY = (  # (key, label, measured on generated samples: "@n" applies)
+    ("recon_mse", "reconstruction MSE", False), ("recon", "reconstruction", False), ("kl", "KL", False),
+    ("elbo", "ELBO", False), ("fid", "FID", True), ("kid", "KID", True), ("is", "IS", True),
+    ("precision", "precision", True), ("recall", "recall", True), ("density", "density", True),
+    ("coverage", "coverage", True),
 )
-SCALE = {"kid": 1000.0}  # KID is ~1e-3; shown ×1000 so its axis reads like the others
 
 
 class MetricsPanel(QWidget):
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, family: str = "gan") -> None:
         super().__init__(parent)
         self.setObjectName("metrics_panel")
         self.setAccessibleName("Quality metrics")
         self.rows: list[dict] = []
+        self._family = family
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.summary = QLabel("No evaluation yet: set train.eval_every, or Run → Evaluate now.")
@@ -40,22 +65,22 @@ class MetricsPanel(QWidget):
         self.view = pg.GraphicsLayoutWidget()
         self.view.setObjectName("metrics_plots")
         layout.addWidget(self.view, 1)
+        self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
-        first = None
-        for i, (title, series) in enumerate(PANELS):
-            plot = self.view.addPlot(row=i, col=0, title=title)
+        for name, (title, series) in PANELS.items():
+            plot = pg.PlotItem(title=title)
             plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setToolTip(TIPS.get(name, ""))
             if len(series) > 1:
-                plot.addLegend(offset=(-5, 5))
-            if first is None:
-                first = plot
-            else:
-                plot.setXLink(first)
-            for key, name, colour in series:
+                plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+            for key, legend, colour in series:
                 self.curves[key] = plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
-                                             symbolBrush=colour, name=name)
-        first.getAxis("bottom")  # all panels share the step axis
+                                             symbolBrush=colour, name=legend)
+            self.plots[name] = plot
+        self._shown: tuple[str, ...] = ()
+        self._arrange()
 
+    # --- public API -------------------------------------------------------------------------------
     def append(self, rows: list[dict]) -> None:
         self.rows.extend(r for r in rows if "eval_samples" in r)
         self._redraw()
@@ -70,21 +95,62 @@ class MetricsPanel(QWidget):
     def point_count(self) -> int:
         return len(self.rows)
 
+    def set_family(self, name: str) -> None:
+        """The model family whose panels show until the first evaluation ("gan", "autoencoder", …)."""
+        self._family = name
+        self._arrange()
+
+    @Slot(object)
+    def set_config(self, config) -> None:
+        """Follow a RunConfig's model family (connect the form's ``config_changed`` here); None is ignored."""
+        if config is not None:
+            self.set_family(config.model.family)
+
+    def shown_panels(self) -> tuple[str, ...]:
+        """The names of the panels shown, top to bottom (keys of ``PANELS``)."""
+        return self._shown
+
+    # --- internals --------------------------------------------------------------------------------
+    def _points(self, key: str) -> tuple[list, list]:
+        scale = SCALE.get(key, 1.0)
+        points = [(r["step"], r[key] * scale) for r in self.rows
+                  if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        return [p[0] for p in points], [p[1] for p in points]
+
     def _redraw(self) -> None:
         for key, curve in self.curves.items():
-            points = [(r["step"], r[key] * SCALE.get(key, 1.0)) for r in self.rows
-                      if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
-            curve.setData([p[0] for p in points], [p[1] for p in points])
+            curve.setData(*self._points(key))
+        self._arrange()
         if self.rows:
             self.summary.setText(_summary(self.rows[-1]))
+        else:
+            self.summary.setText("No evaluation yet: set train.eval_every, or Run → Evaluate now.")
+
+    def _arrange(self) -> None:
+        """Lay out the panels with data (else the family's), linked on the step axis; only on a change."""
+        with_data = tuple(name for name, (_t, series) in PANELS.items()
+                          if any(self._points(key)[0] for key, _l, _c in series))
+        shown = with_data or FAMILY_PANELS.get(self._family, SAMPLE_QUALITY)
+        if shown == self._shown:
+            return
+        layout = self.view.ci
+        for name in self._shown:
+            layout.removeItem(self.plots[name])
+        first = self.plots[shown[0]]
+        columns = 2 if len(shown) > 4 else 1  # a VAE's six panels: two columns, each tall enough to read
+        for i, name in enumerate(shown):
+            plot = self.plots[name]
+            layout.addItem(plot, row=i // columns, col=i % columns)
+            layout.layout.setColumnStretchFactor(i % columns, 1)
+            plot.setXLink(None if plot is first else first)
+        self._shown = shown
 
 
 def _summary(row: dict) -> str:
     n = row["eval_samples"]
     parts = []
-    for key, label in (("fid", "FID"), ("kid", "KID"), ("is", "IS"), ("precision", "precision"),
-                       ("recall", "recall"), ("density", "density"), ("coverage", "coverage")):
-        if key in row and row[key] is not None:
+    for key, label, sampled in SUMMARY:
+        if isinstance(row.get(key), (int, float)):
             std = row.get(f"{key}_std")
-            parts.append(f"{label}@{n} {row[key]:.4g}" + (f" ± {std:.2g}" if std is not None else ""))
+            parts.append(f"{label}{f'@{n}' if sampled else ''} {row[key]:.4g}" + (f" ± {std:.2g}" if std is not None else ""))
     return f"step {row['step']:,}: " + ", ".join(parts)

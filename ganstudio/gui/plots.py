@@ -1,4 +1,6 @@
-"""Live training curves: losses, D outputs and gradient norms against the step.
+"""Live training curves against the step, in the panels the model family names (``families.py``): for a
+GAN losses, D outputs and gradient norms; for an autoencoder the reconstruction loss; for a VAE its
+ELBO parts; gradient norms for all.
 
 Fed by the training worker (batches of stats rows, at most ~20 times a second) and rebuilt from a run
 folder's metrics.jsonl. Costs stay flat as a run grows: every curve is created once and changed with
@@ -17,6 +19,8 @@ from PySide6.QtCore import QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from ganstudio.families import FAMILIES, Family, Plot
+
 # row-major: images are (rows, cols[, channels]) like numpy; antialias off keeps long curves cheap
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -26,16 +30,20 @@ REAL_COLOUR, FAKE_COLOUR = "#4caf50", "#e15759"
 RAW_ALPHA = 70  # the unsmoothed curve, faint behind the smoothed one
 MARKER_COLOUR = "#9a9a9a"
 
-PANELS = ("loss", "D output", "grad norm")
-SERIES = (  # (key in a stats row, legend name, panel, colour)
-    ("loss_d", "D loss", 0, D_COLOUR),
-    ("loss_g", "G loss", 0, G_COLOUR),
-    ("d_real", "D(x)", 1, REAL_COLOUR),
-    ("d_fake", "D(G(z))", 1, FAKE_COLOUR),
-    ("grad_norm_d", "|∇D|", 2, D_COLOUR),
-    ("grad_norm_g", "|∇G|", 2, G_COLOUR),
-)
-KEYS = tuple(key for key, *_ in SERIES)
+ELBO_COLOUR = "#9c6ade"
+COLOURS = {  # a key's colour in every family; other keys take the next of CYCLE in their panel
+    "loss_d": D_COLOUR, "loss_g": G_COLOUR, "d_real": REAL_COLOUR, "d_fake": FAKE_COLOUR,
+    "grad_norm_d": D_COLOUR, "grad_norm_g": G_COLOUR,
+    "recon": D_COLOUR, "kl": G_COLOUR, "loss": ELBO_COLOUR,
+}
+CYCLE = (D_COLOUR, G_COLOUR, REAL_COLOUR, FAKE_COLOUR, ELBO_COLOUR)
+AXIS_LABELS = {  # the panel titles of families.py, shortened for a vertical axis
+    "Losses": "loss", "D(x) and D(G(z))": "D output", "Gradient norms": "grad norm",
+    "Reconstruction": "reconstruction", "ELBO parts": "ELBO parts",
+}
+# Every key any family plots: the columns hold them all, so switching family redraws, never loses, data.
+KEYS = tuple(dict.fromkeys(key for family in FAMILIES.values() for plot in family.plots for key, _ in plot.keys))
+DEFAULT_FAMILY = "gan"
 REDRAW_MS = 40  # 25 Hz at most, slowing to REDRAW_MAX_MS as the curves grow
 REDRAW_MAX_MS = 250
 DEFAULT_SMOOTHING = 0.8  # per-step GAN losses are noisier than TensorBoard's usual curves (its default: 0.6)
@@ -107,8 +115,12 @@ class Columns:
 
 
 def rows_to_block(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Rows with a step and at least one plotted key -> columns; None, absent or non-finite -> NaN."""
-    rows = [r for r in rows if r.get("step") is not None and any(k in r for k in KEYS)]
+    """Training rows with a step and at least one plotted key -> columns; None, absent or non-finite -> NaN.
+
+    Evaluation rows (they carry ``eval_samples``) are left out: a VAE's held-out "recon" and "kl" are
+    not training points, and the metrics panel plots them.
+    """
+    rows = [r for r in rows if r.get("step") is not None and "eval_samples" not in r and any(k in r for k in KEYS)]
     block = {"step": np.array([float(r["step"]) for r in rows], dtype=np.float64)}
     for key in KEYS:
         col = np.array([_number(r.get(key)) for r in rows], dtype=np.float64)
@@ -125,9 +137,9 @@ def _number(value) -> float:
 
 
 class TrainingPlots(QWidget):
-    """Three stacked panels with a shared step axis, a smoothing slider and event markers."""
+    """Stacked panels (the family's) with a shared step axis, a smoothing slider and event markers."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, family: str = DEFAULT_FAMILY):
         super().__init__(parent)
         self.setObjectName("training_plots")
         self.setAccessibleName("Training curves")
@@ -140,18 +152,24 @@ class TrainingPlots(QWidget):
         self._timer.setObjectName("plots_redraw_timer")
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._redraw)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setObjectName("plots_canvas")
+        self.family: Family = FAMILIES[family]
         self._build_plots()
         self._build_controls()
 
     # --- layout -----------------------------------------------------------------------------------
     def _build_plots(self) -> None:
-        self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setObjectName("plots_canvas")
-        self.canvas.setAccessibleName("Loss, D output and gradient norm plots")
+        """One PlotItem per panel of the family, its curves created once (changed later with setData)."""
+        plots: tuple[Plot, ...] = self.family.plots
+        self.canvas.setAccessibleName(", ".join(p.title for p in plots) + " plots")
+        self.panel_titles = [p.title for p in plots]
         self.panels: list[pg.PlotItem] = []
-        for row, title in enumerate(PANELS):
+        self.raw_curves: dict[str, pg.PlotDataItem] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        for row, spec in enumerate(plots):
             plot = self.canvas.addPlot(row=row, col=0)
-            plot.setLabel("left", title)
+            plot.setLabel("left", AXIS_LABELS.get(spec.title, spec.title))
             # no grid: its translucent lines are redrawn whenever the range moves (~20 ms a redraw here)
             legend = plot.addLegend(offset=(-10, 5), labelTextSize="8pt", pen=(128, 128, 128, 150))
             legend.setZValue(1e6)  # above the curves (they share the ViewBox as parent)
@@ -164,18 +182,18 @@ class TrainingPlots(QWidget):
             if self.panels:
                 plot.setXLink(self.panels[0])
             self.panels.append(plot)
+            if spec.log_y:
+                plot.setLogMode(y=True)  # norms span decades; a zero becomes a gap, not an error
+            for i, (key, name) in enumerate(spec.keys):
+                colour = COLOURS.get(key, CYCLE[i % len(CYCLE)])
+                faint = pg.mkColor(colour)
+                faint.setAlpha(RAW_ALPHA)
+                # raw first so it sits behind; unnamed so the legend lists each series once
+                self.raw_curves[key] = plot.plot(pen=pg.mkPen(faint, width=1))
+                self.curves[key] = plot.plot(pen=pg.mkPen(colour, width=2), name=name)
         for plot in self.panels[:-1]:
             plot.getAxis("bottom").setStyle(showValues=False)
         self.panels[-1].setLabel("bottom", "step")
-        self.panels[2].setLogMode(y=True)  # norms span decades; a zero becomes a gap, not an error
-        self.raw_curves: dict[str, pg.PlotDataItem] = {}
-        self.curves: dict[str, pg.PlotDataItem] = {}
-        for key, name, panel, colour in SERIES:
-            faint = pg.mkColor(colour)
-            faint.setAlpha(RAW_ALPHA)
-            # raw first so it sits behind; unnamed so the legend lists each series once
-            self.raw_curves[key] = self.panels[panel].plot(pen=pg.mkPen(faint, width=1))
-            self.curves[key] = self.panels[panel].plot(pen=pg.mkPen(colour, width=2), name=name)
         for curve in (*self.raw_curves.values(), *self.curves.values()):
             # 'peak' keeps each block's min and max, so 2 blocks a pixel (4 vertices) lose nothing
             # visible; pyqtgraph's default of 5 doubles the drawing cost (no setter, hence opts)
@@ -183,13 +201,17 @@ class TrainingPlots(QWidget):
         self._apply_palette()
 
     def _apply_palette(self) -> None:
-        """Background, legend box and legend text from the palette, so a light/dark switch reads well."""
+        """Background, axes, legend box and legend text from the palette, so a light/dark switch reads well
+        (and panels rebuilt for another family look like the ones they replace)."""
         palette = self.palette()
         base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
         self.canvas.setBackground(base)
         box = QColor(base)
         box.setAlpha(210)
         for plot in self.panels:
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setPen(text)
+                plot.getAxis(side).setTextPen(text)
             plot.legend.setBrush(box)
             plot.legend.setLabelTextColor(text)
             for _sample, label in plot.legend.items:  # setLabelTextColor stores but does not re-render
@@ -226,6 +248,31 @@ class TrainingPlots(QWidget):
         layout.addLayout(controls)
 
     # --- public API -------------------------------------------------------------------------------
+    def set_family(self, name: str) -> None:
+        """Show the panels of model family ``name`` ("gan", "cgan", "autoencoder", "vae").
+
+        The data is kept (every family's keys are stored), so switching back and forth loses nothing;
+        the panels are rebuilt only when the new family plots something else.
+        """
+        family = FAMILIES[name]
+        if family.plots == self.family.plots:
+            self.family = family
+            return
+        self.family = family
+        self.canvas.clear()  # removes the PlotItems with their curves, legends and marker lines
+        self._marker_items.clear()
+        self._build_plots()
+        for step, text in self._markers:
+            self._add_marker_lines(step, text)
+        self._dirty = True
+        self._redraw()
+
+    @Slot(object)
+    def set_config(self, config) -> None:
+        """Follow a RunConfig's model family (connect the form's ``config_changed`` here); None is ignored."""
+        if config is not None:
+            self.set_family(config.model.family)
+
     def append(self, rows: list[dict]) -> None:
         """Add stats rows (``step`` plus any of the plotted keys); redrawn at the next timer tick."""
         block = rows_to_block(rows)
@@ -256,6 +303,9 @@ class TrainingPlots(QWidget):
     def add_marker(self, step: int, text: str) -> None:
         """A dashed vertical line with a short label on every panel ("paused", "lr_g → 1e-3")."""
         self._markers.append((int(step), text))
+        self._add_marker_lines(int(step), text)
+
+    def _add_marker_lines(self, step: int, text: str) -> None:
         pen = pg.mkPen(MARKER_COLOUR, width=1, style=Qt.PenStyle.DashLine)
         for plot in self.panels:
             line = pg.InfiniteLine(
@@ -291,7 +341,7 @@ class TrainingPlots(QWidget):
             return
         self._dirty = False
         x = self._data.view("step")
-        for key in KEYS:
+        for key in self.curves:
             # views into the columns, no copies; pyqtgraph copies what it maps or downsamples
             self.raw_curves[key].setData(x, self._data.view(key))
             self.curves[key].setData(x, self._data.view(f"smooth:{key}"))

@@ -187,5 +187,99 @@ def test_names_and_screenshot(qtbot, plots, artifacts_dir):
     plots.show()
     qtbot.waitExposed(plots)
     wait_drawn(qtbot, plots, n)
-    assert all(key in plots.curves for key in KEYS)
+    assert list(plots.curves) == ["loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"]
     assert plots.grab().save(str(artifacts_dir / "plots.png"))
+
+
+# --- model families ---------------------------------------------------------------------------------
+def vae_rows(start, n, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(start, start + n):
+        recon, kl = 60 * np.exp(-s / 300) + 25 + rng.normal(), 4 + 14 * (1 - np.exp(-s / 200)) + 0.5 * rng.normal()
+        rows.append({"step": s, "epoch": 0, "recon": recon, "kl": kl, "loss": recon + kl,
+                     "grad_norm_d": float(np.exp(rng.normal(1, 0.4))), "grad_norm_g": float(np.exp(rng.normal(0.5, 0.4))),
+                     "lr_d": 1e-3, "lr_g": 1e-3, "images_per_s": 2000.0, "wall_time": s * 0.01})
+    return rows
+
+
+def test_gan_layout_is_the_default(plots):
+    assert plots.family.name == "gan" and len(plots.panels) == 3
+    assert [p.getAxis("left").labelText for p in plots.panels] == ["loss", "D output", "grad norm"]
+    assert [p.getAxis("left").logMode for p in plots.panels] == [False, False, True]
+    assert set(KEYS) >= {"loss_d", "recon", "kl", "loss"}
+
+
+def test_vae_has_the_elbo_panel_and_plots_recon_and_kl(qtbot, plots):
+    plots.set_family("vae")
+    assert plots.panel_titles == ["ELBO parts", "Gradient norms"] and len(plots.panels) == 2
+    assert set(plots.curves) == {"recon", "kl", "loss", "grad_norm_d", "grad_norm_g"}
+    legend = [label.text for _sample, label in plots.panels[0].legend.items]
+    assert legend == ["reconstruction", "KL", "−ELBO (β-weighted)"]
+    rows = vae_rows(0, 50)
+    eval_row = {"step": 40, "recon_mse": 0.02, "recon": 31.0, "kl": 12.0, "elbo": -43.0, "eval_samples": 500}
+    plots.append(rows + [eval_row])  # an evaluation row is no training point
+    assert plots.point_count() == 50
+    qtbot.waitUntil(lambda: len(drawn(plots.curves["kl"])[0]) == 50, timeout=2000)
+    x, raw_kl = drawn(plots.raw_curves["kl"])
+    np.testing.assert_array_equal(x, np.arange(50))
+    np.testing.assert_array_equal(raw_kl, [r["kl"] for r in rows])
+    np.testing.assert_array_equal(drawn(plots.raw_curves["recon"])[1], [r["recon"] for r in rows])
+    assert np.isfinite(drawn(plots.curves["loss"])[1]).all()
+
+
+def test_autoencoder_shows_reconstruction_and_gradient_norms(plots):
+    plots.set_family("autoencoder")
+    assert plots.panel_titles == ["Reconstruction", "Gradient norms"]
+    assert set(plots.curves) == {"recon", "grad_norm_d", "grad_norm_g"}
+    legend = [label.text for _sample, label in plots.panels[1].legend.items]
+    assert legend == ["|∇encoder|", "|∇decoder|"] and plots.panels[1].getAxis("left").logMode
+
+
+def test_switching_family_keeps_data_and_markers(qtbot, plots):
+    plots.load_rows(make_rows(0, 30))
+    plots.add_marker(10, "paused")
+    plots.set_family("cgan")  # the same panels: nothing rebuilt
+    panels = list(plots.panels)
+    plots.set_family("gan")
+    assert plots.panels == panels
+    plots.set_family("vae")
+    assert plots.panels != panels and plots.marker_count() == 1
+    for panel in plots.panels:
+        assert [item.value() for item in panel.items if type(item).__name__ == "InfiniteLine"] == [10]
+    plots.set_family("gan")
+    qtbot.waitUntil(lambda: len(drawn(plots.curves["loss_d"])[0]) == 30, timeout=2000)
+    assert plots.point_count() == 30
+
+
+def test_set_config_follows_the_family(plots):
+    from ganstudio.config import load_preset
+
+    plots.set_config(load_preset("dcgan-fashion", ["model.family=autoencoder", "loss.name=mse"]))
+    assert plots.family.name == "autoencoder"
+    plots.set_config(None)
+    assert plots.family.name == "autoencoder"
+
+
+def test_reopened_vae_history_plots_its_keys(qtbot, plots):
+    import json
+
+    lines = [json.dumps(r) for r in vae_rows(0, 20)]
+    lines.insert(10, json.dumps({"step": 10, "recon_mse": 0.03, "recon": 40.0, "kl": 9.0, "elbo": -49.0,
+                                 "eval_samples": 200}))
+    rows = [json.loads(line) for line in lines]  # as RunDir.read_metrics gives them
+    plots.set_family("vae")
+    plots.load_rows(rows)
+    assert plots.point_count() == 20
+    qtbot.waitUntil(lambda: len(drawn(plots.curves["recon"])[0]) == 20, timeout=2000)
+    assert np.isnan(plots._data.view("loss_d")).all()
+
+
+def test_screenshot_vae(qtbot, plots, artifacts_dir):
+    plots.set_family("vae")
+    plots.append(vae_rows(0, 1500, seed=2))
+    plots.add_marker(700, "paused")
+    plots.show()
+    qtbot.waitExposed(plots)
+    qtbot.waitUntil(lambda: len(drawn(plots.curves["recon"])[0]) == 1500, timeout=2000)
+    assert plots.grab().save(str(artifacts_dir / "plots_vae.png"))
