@@ -8,8 +8,8 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
-from ganstudio.gui.gallery import SampleGallery
-from ganstudio.gui.grid_layout import GridGeometry, infer_geometry, make_grid
+from ganstudio.gui.gallery import RECON_TITLE, SampleGallery
+from ganstudio.gui.grid_layout import GridGeometry, infer_geometry, make_grid, pair_columns
 
 
 def images_for(step: int, n: int = 16, size: int = 28, channels: int = 1) -> np.ndarray:
@@ -31,12 +31,12 @@ def shapes(n: int, size: int, seed: int) -> np.ndarray:
     return out
 
 
-def write_grid(folder, step: int, images: np.ndarray):
-    """A grid PNG as the run folder holds it: RGB, make_grid layout, step_NNNNNN.png."""
-    grid = make_grid(images)
+def write_grid(folder, step: int, images: np.ndarray, ncol: int | None = None, prefix: str = "step"):
+    """A grid PNG as the run folder holds it: RGB, make_grid layout, step_NNNNNN.png (or recon_…)."""
+    grid = make_grid(images, ncol)
     if grid.shape[2] == 1:
         grid = np.repeat(grid, 3, axis=2)  # torchvision's make_grid turns greyscale into RGB
-    path = folder / f"step_{step:06d}.png"
+    path = folder / f"{prefix}_{step:06d}.png"
     Image.fromarray(grid).save(path)
     return path
 
@@ -88,6 +88,16 @@ def test_infer_geometry_resolves_ambiguous_sizes_with_hints_or_pixels():
     assert infer_geometry(122, 122, n=4) == GridGeometry.of(4, 58, 58)
 
 
+@pytest.mark.parametrize(("n", "ncol"), [(100, 10), (80, 8), (40, 4), (30, 10), (32, 8), (8, 4)])
+def test_infer_geometry_of_grids_with_given_columns(n, ncol):
+    """A cgan grid has one row per class; reconstructions have pairs per row: not the square-root layout."""
+    true = GridGeometry.of(n, 28, 28, ncol)
+    grid = make_grid(images_for(0, n), ncol)
+    assert (true.ncol, true.nrow) == (ncol, -(-n // ncol)) and grid.shape[:2] == (true.height, true.width)
+    assert infer_geometry(true.width, true.height, grid=grid) == true
+    assert infer_geometry(true.width, true.height, n=n, ncol=ncol) == true
+
+
 def test_geometry_maps_pixels_to_cells():
     geo = GridGeometry.of(10, 28, 28)  # 4 per row, 3 rows, two empty cells at the end
     assert (geo.width, geo.height) == (122, 92)
@@ -101,10 +111,11 @@ def test_make_grid_matches_the_run_folder():
     pytest.importorskip("torch")
     from ganstudio.engine.rundir import grid_image
 
-    for n, channels in [(1, 3), (5, 1), (16, 3), (10, 1)]:
+    for n, channels, columns in [(1, 3, None), (5, 1, None), (16, 3, None), (10, 1, None), (40, 1, 4),
+                                 (30, 3, 10), (5, 1, 8), (32, 1, pair_columns(16))]:
         images = np.random.default_rng(n).integers(0, 256, (n, 12, 12, channels), dtype=np.uint8)
-        theirs = np.asarray(grid_image(images))
-        ours = make_grid(images)
+        theirs = np.asarray(grid_image(images, columns=columns))
+        ours = make_grid(images, columns)
         if theirs.ndim == 2:
             theirs = theirs[..., None]
         np.testing.assert_array_equal(np.broadcast_to(ours, theirs.shape), theirs)
@@ -221,3 +232,118 @@ def test_screenshot(qtbot, gallery, artifacts_dir):
     dialog = gallery.findChild(QDialog, "enlarged")
     assert dialog.grab().save(str(artifacts_dir / "gallery_enlarged.png"))
     dialog.close()
+
+
+# --- columns and reconstructions ---------------------------------------------------------------------
+def pairs_for(step: int, n: int = 8, size: int = 28) -> np.ndarray:
+    """(real, reconstruction) interleaved: real i has value 100 + i, its reconstruction 200 + i."""
+    values = np.stack([100 + np.arange(n), 200 + np.arange(n)], axis=1).reshape(-1) + step % 20
+    return np.broadcast_to(values[:, None, None, None], (2 * n, size, size, 1)).astype(np.uint8)
+
+
+def test_columns_set_the_rows(gallery):
+    gallery.add_snapshot(0, images_for(0, n=100), columns=10)  # a cgan: 10 classes x 10
+    geo = gallery.view.geometry_
+    assert (geo.ncol, geo.nrow, geo.n) == (10, 10, 100)
+    gallery.add_snapshot(1, images_for(1, n=80), columns=8)  # 10 classes x 8: not a square layout
+    geo = gallery.view.geometry_
+    assert (geo.ncol, geo.nrow) == (8, 10)
+    assert gallery.view.image.width() == geo.width == 8 * 30 + 2 and gallery.view.image.height() == 10 * 30 + 2
+    assert shown_value(gallery, 8) == 40 + 1 + 8  # the first image of the second row
+    gallery.add_snapshot(2, images_for(2, n=16))  # no columns: the square grid
+    assert (gallery.view.geometry_.ncol, gallery.view.geometry_.nrow) == (4, 4)
+
+
+def test_reconstructions_show_only_when_given(qtbot, gallery):
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    gallery.add_snapshot(0, images_for(0))
+    assert not gallery.has_reconstructions() and not gallery.recon_view.isVisible()
+    gallery.add_snapshot(100, images_for(1), reconstructions=pairs_for(100))
+    assert gallery.has_reconstructions() and gallery.recon_view.isVisible()
+    assert gallery.recon_title.text() == RECON_TITLE == "held-out images | reconstructions"
+    geo = gallery.recon_view.geometry_
+    assert (geo.n, geo.ncol, geo.nrow) == (16, pair_columns(8), 3) and geo.ncol % 2 == 0
+    image = gallery.recon_view.image
+    for index, value in [(0, 100), (1, 200), (2, 101), (3, 201), (15, 207)]:  # pairs side by side
+        x, y = geo.origin(index)
+        assert image.pixelColor(x + 5, y + 5).red() == value + 100 % 20
+    gallery.show_index(0)  # a step without reconstructions says so
+    assert gallery.recon_view.image is None and "no reconstructions at step 0" in gallery.recon_view.message
+    gallery.clear()
+    assert not gallery.has_reconstructions()
+
+
+def test_clicking_a_reconstruction_enlarges_it(qtbot, gallery):
+    gallery.add_snapshot(50, images_for(0), reconstructions=pairs_for(0, n=4))
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    geo = gallery.recon_view.geometry_
+    x, y = geo.origin(3)
+    with qtbot.assertNotEmitted(gallery.image_clicked):  # that signal is about samples
+        qtbot.mouseClick(gallery.recon_view, Qt.MouseButton.LeftButton,
+                         pos=gallery.recon_view.widget_pos(x + geo.cell_w / 2, y + geo.cell_h / 2))
+    dialog = gallery.findChild(QDialog, "enlarged")
+    assert dialog.isVisible() and "reconstruction of held-out image 2 of 4" in dialog.caption.text()
+    assert dialog.picture.pixmap().toImage().pixelColor(3, 3).red() == 201
+    dialog.close()
+
+
+def test_add_samples_takes_the_engine_event(gallery):
+    pytest.importorskip("torch")
+    from ganstudio.engine.events import Samples
+
+    gallery.add_samples(Samples(step=7, images=images_for(7, n=30), columns=10, reconstructions=pairs_for(7)))
+    assert gallery.current_step() == 7 and gallery.view.geometry_.nrow == 3 and gallery.has_reconstructions()
+
+
+def test_load_run_pairs_recon_files_with_their_steps(small, tmp_path):
+    gallery = small
+    for step in (0, 100, 200):
+        write_grid(tmp_path, step, images_for(step % 7, n=80), ncol=8)
+    for step in (100, 200, 300):  # step 300 has no sample grid: left out
+        write_grid(tmp_path, step, pairs_for(step), ncol=pair_columns(8), prefix="recon")
+    (tmp_path / "recon_notes.png").write_bytes(b"")  # neither a sample grid nor reconstructions
+    gallery.load_run(tmp_path)
+    assert gallery.steps() == [0, 100, 200] and gallery.has_reconstructions()
+    geo = gallery.view.geometry_
+    assert (geo.ncol, geo.nrow, geo.cell_w) == (8, 10, 28)  # read back from the PNG alone
+    rgeo = gallery.recon_view.geometry_
+    assert (rgeo.ncol, rgeo.nrow, rgeo.cell_w) == (pair_columns(8), 3, 28)
+    x, y = rgeo.origin(1)
+    assert gallery.recon_view.image.pixelColor(x + 3, y + 3).red() == 200 + 200 % 20
+    gallery.show_index(0)
+    assert gallery.recon_view.image is None
+    for k in [1, 0, 2, 1]:
+        gallery.show_index(k)
+        assert gallery.decoded_count() <= gallery.max_in_memory
+
+
+def test_live_reconstructions_are_reread_from_their_file(small, tmp_path):
+    gallery = small
+    for k in range(8):  # a live AE run: both grids in memory and on disk
+        path = write_grid(tmp_path, k, images_for(k))
+        write_grid(tmp_path, k, pairs_for(k), ncol=pair_columns(8), prefix="recon")
+        gallery.add_snapshot(k, images_for(k), path, reconstructions=pairs_for(k))
+        assert gallery.decoded_count() <= gallery.max_in_memory
+    assert gallery.snapshot_count() == 8
+    gallery.show_index(0)  # long dropped from memory: read back from recon_000000.png
+    geo = gallery.recon_view.geometry_
+    x, y = geo.origin(2)
+    assert gallery.recon_view.image.pixelColor(x + 3, y + 3).red() == 101
+
+
+def test_screenshot_with_reconstructions(qtbot, gallery, artifacts_dir):
+    for k in range(4):
+        pairs = shapes(16, 32, seed=k)
+        recon = pairs.copy()
+        recon[1::2] = (0.6 * pairs[0::2] + 0.4 * pairs[0::2].mean()).astype(np.uint8)  # blurry copies
+        gallery.add_snapshot(500 * k, shapes(36, 32, seed=10 + k), reconstructions=recon)
+    gallery.resize(440, 640)
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    assert gallery.grab().save(str(artifacts_dir / "gallery_reconstructions.png"))
+    gallery.clear()
+    gallery.add_snapshot(0, shapes(100, 28, seed=3), columns=10)
+    qtbot.waitUntil(lambda: gallery.view.height() > 500, timeout=1000)  # the samples take the freed space
+    assert gallery.grab().save(str(artifacts_dir / "gallery_cgan.png"))
