@@ -1,4 +1,6 @@
-"""What the config builds: G's and D's layers with output shapes and parameter counts, and a speed estimate.
+"""What the config builds: its two networks' layers with output shapes and parameter counts, and a speed
+estimate. The networks are named for the family: Generator and Discriminator (a cgan's take labels too),
+or Decoder and Encoder for the autoencoders; G's and D's bodies may differ (``model.d_arch``).
 
 The tables come from ``ganstudio.models.describe`` on models built under ``torch.device("meta")``:
 nothing is allocated or computed, so even a 64 px DCGAN 4096 wide shows at once, and the global RNG
@@ -13,21 +15,55 @@ import time
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ganstudio.config import RunConfig, TrainConfig
+from ganstudio.families import family_of
 from ganstudio.gui.threads import start_in_thread, stop_thread
 
 DEBOUNCE_MS = 200
 WARMUP_STEPS, TIMED_STEPS = 3, 10
 ERROR_COLOR = "#c62828"
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters")
+ROLES = ("generator", "discriminator")  # the two networks build_models returns, in order
 
 
 # --- plain functions (no Qt): what the widget shows ----------------------------------------------------
+def network_titles(config: RunConfig) -> dict[str, str]:
+    """``{"generator": "Generator" or "Decoder", "discriminator": "Discriminator" or "Encoder"}``."""
+    encoder = family_of(config).encoder
+    return {"generator": "Decoder" if encoder else "Generator",
+            "discriminator": "Encoder" if encoder else "Discriminator"}
+
+
+def _input_shapes(config: RunConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """One sample's input shape for each network: z for G (or the decoder), an image for D (or the encoder).
+
+    A conditional network's labels are not part of the shape: ``describe`` passes class 0 itself.
+    """
+    from ganstudio import models
+
+    data, model = config.data, config.model
+    inputs = getattr(models, "model_inputs", None)
+    if inputs is not None:
+        both = inputs(model, image_size=data.image_size, channels=data.channels)
+        return both["g"].shape, both["d"].shape
+    return (model.z_dim,), (data.channels, data.image_size, data.image_size)
+
+
 def describe_config(config: RunConfig):
-    """``(G layers, D layers)`` as ``LayerInfo`` lists; ValueError when the config cannot be built."""
+    """``(G layers, D layers)`` as ``LayerInfo`` lists (decoder and encoder for the autoencoder families);
+    ValueError when the config cannot be built."""
     import torch
 
     from ganstudio.models import build_models, describe
@@ -35,7 +71,24 @@ def describe_config(config: RunConfig):
     data = config.data
     with torch.device("meta"):  # shapes and counts only: no memory, no compute, no RNG draws
         g, d = build_models(config.model, image_size=data.image_size, channels=data.channels)
-    return describe(g, (config.model.z_dim,)), describe(d, (data.channels, data.image_size, data.image_size))
+    g_shape, d_shape = _input_shapes(config)
+    return describe(g, g_shape), describe(d, d_shape)
+
+
+def describe_model(config: RunConfig) -> str:
+    """One line on what the two networks are: ``"VAE: dcgan decoder + mlp encoder, 28×28×1, code size 16"``."""
+    family, model, data = family_of(config), config.model, config.data
+    titles = network_titles(config)
+    d_arch = model.arch if model.d_arch == "same" else model.d_arch
+    bodies = model.arch if d_arch == model.arch else \
+        f"{model.arch} {titles['generator'].lower()} + {d_arch} {titles['discriminator'].lower()}"
+    parts = [f"{family.title}: {bodies}", f"{data.image_size}×{data.image_size}×{data.channels}"]
+    if family.conditional:
+        parts.append(f"{model.num_classes} classes ({model.conditioning} conditioning)")
+    if family.encoder:
+        parts.append(f"code size {model.z_dim}" + (" (the encoder gives its mean and log-variance)"
+                                                   if family.variational else ""))
+    return ", ".join(parts)
 
 
 def measure_throughput(config: RunConfig, *, warmup: int = WARMUP_STEPS, steps: int = TIMED_STEPS,
@@ -64,7 +117,8 @@ def measure_throughput(config: RunConfig, *, warmup: int = WARMUP_STEPS, steps: 
         seconds = (time.perf_counter() - start) / steps
     finally:
         trainer.close()
-    images = config.train.batch_size * config.optim.n_critic  # real images per step, as the loop counts them
+    # real images per step, as the loop counts them: n_critic D steps each take a batch (GANs only)
+    images = config.train.batch_size * (config.optim.n_critic if family_of(config).adversarial else 1)
     return {"images_per_s": images / seconds, "seconds_per_step": seconds, "device": str(trainer.device)}
 
 
@@ -167,7 +221,7 @@ class ArchitecturePreview(QWidget):
         self._splitter = QSplitter(Qt.Orientation.Vertical, objectName="arch_tables")
         self._trees: dict[str, QTreeWidget] = {}
         self._groups: dict[str, QGroupBox] = {}
-        for name, title in (("generator", "Generator"), ("discriminator", "Discriminator")):
+        for name, title in (("generator", "Generator"), ("discriminator", "Discriminator")):  # until a config
             group = QGroupBox(title, objectName=f"{name}_group")
             group.setAccessibleName(title)
             tree = QTreeWidget(objectName=f"{name}_layers")
@@ -210,8 +264,16 @@ class ArchitecturePreview(QWidget):
         self._button.setEnabled(not running and not self._job.running)
 
     def totals(self) -> dict[str, int]:
-        """Parameter counts shown: ``{"generator": n, "discriminator": n}`` (empty before the first update)."""
+        """Parameter counts shown: ``{"generator": n, "discriminator": n}`` (empty before the first update);
+        for the autoencoder families these are the decoder's and the encoder's."""
         return dict(self._totals)
+
+    def titles(self) -> dict[str, str]:
+        """What the two tables are called now: ``{"generator": "Decoder", "discriminator": "Encoder"}`` etc."""
+        return {name: group.property("network") or name.capitalize() for name, group in self._groups.items()}
+
+    def summary(self) -> str:
+        return self._summary.text()
 
     def message(self) -> str:
         """Why the config's models cannot be built ("" when they can)."""
@@ -277,14 +339,16 @@ class ArchitecturePreview(QWidget):
     def _show_layers(self, g_layers, d_layers) -> None:
         self._message.setVisible(False)
         self._splitter.setVisible(True)
-        for name, layers in (("generator", g_layers), ("discriminator", d_layers)):
+        titles = network_titles(self._config)
+        for name, layers in zip(ROLES, (g_layers, d_layers)):
             self._totals[name] = _fill(self._trees[name], layers)
-            title = name.capitalize()
-            self._groups[name].setTitle(f"{title} — {self._totals[name]:,} parameters")
-        c = self._config
-        self._summary.setText(
-            f"{c.model.arch} at {c.data.image_size}×{c.data.image_size}×{c.data.channels}: "
-            f"{sum(self._totals.values()):,} parameters in all")
+            title = titles[name]
+            group = self._groups[name]
+            group.setProperty("network", title)
+            group.setTitle(f"{title} — {self._totals[name]:,} parameters")
+            group.setAccessibleName(title)
+            self._trees[name].setAccessibleName(f"{title} layers")
+        self._summary.setText(f"{describe_model(self._config)}: {sum(self._totals.values()):,} parameters in all")
 
 
 def _fill(tree: QTreeWidget, layers) -> int:

@@ -153,3 +153,66 @@ def test_screenshot(qtbot, preview, artifacts_dir):
     preview._result.setText("≈ 1,261 img/s on cpu; 10,000 steps ≈ 8 min")  # what an estimate shows
     preview.grab().save(str(artifacts_dir / "arch_preview.png"))
     assert (artifacts_dir / "arch_preview.png").stat().st_size > 0
+
+
+# --- model families -----------------------------------------------------------------------------------
+def layer_types(preview, name):
+    tree = preview.findChild(QTreeWidget, f"{name}_layers")
+    return [tree.topLevelItem(i).text(1) for i in range(tree.topLevelItemCount() - 1)]
+
+
+def last_shape(preview, name):
+    tree = preview.findChild(QTreeWidget, f"{name}_layers")
+    return tree.topLevelItem(tree.topLevelItemCount() - 2).text(2)
+
+
+def test_a_vae_shows_decoder_and_encoder(qtbot, preview):
+    from ganstudio.models import build_models
+
+    config = load_preset("dcgan-fashion", ["model.family=vae", "loss.name=mse", "model.z_dim=16"])
+    show(qtbot, preview, config)
+    assert preview.message() == ""
+    assert preview.titles() == {"generator": "Decoder", "discriminator": "Encoder"}
+    assert preview.findChild(type(preview._groups["generator"]), "generator_group").title().startswith("Decoder — ")
+    decoder, encoder = build_models(config.model, image_size=28, channels=1)
+    assert preview.totals() == {"generator": param_count(decoder), "discriminator": param_count(encoder)}
+    assert last_shape(preview, "generator") == "1 × 28 × 28"
+    assert last_shape(preview, "discriminator").split(" × ")[0] == "32"  # mean and log-variance of 16 numbers
+    assert preview.summary().startswith("VAE: dcgan, 28×28×1, code size 16")
+    show(qtbot, preview, load_preset("dcgan-fashion"))  # back to a GAN: the names follow
+    assert preview.titles() == {"generator": "Generator", "discriminator": "Discriminator"}
+
+
+def test_a_cgan_shows_its_label_inputs(qtbot, preview):
+    from ganstudio.models import build_models
+
+    config = load_preset("dcgan-fashion", ["model.family=cgan", "model.num_classes=10"])
+    show(qtbot, preview, config)
+    assert preview.message() == "" and preview.titles()["generator"] == "Generator"
+    g, d = build_models(config.model, image_size=28, channels=1)
+    assert preview.totals() == {"generator": param_count(g), "discriminator": param_count(d)}
+    assert "Embedding" in layer_types(preview, "generator") and "Embedding" in layer_types(preview, "discriminator")
+    assert last_shape(preview, "generator") == "1 × 28 × 28"
+    assert "10 classes (projection conditioning)" in preview.summary()
+    show(qtbot, preview, config.updated("model.conditioning", "concat"))
+    assert "10 classes (concat conditioning)" in preview.summary() and "Embedding" in layer_types(preview, "discriminator")
+
+
+def test_mixed_bodies_are_named(qtbot, preview):
+    config = load_preset("mlp-gan", ["model.d_arch=dcgan"])
+    show(qtbot, preview, config)
+    assert preview.message() == ""
+    assert "Conv2d" in layer_types(preview, "discriminator") and "Conv2d" not in layer_types(preview, "generator")
+    assert preview.summary().startswith("GAN: mlp generator + dcgan discriminator, 28×28×1")
+    ae = load_preset("mlp-gan", ["model.family=autoencoder", "loss.name=mse", "model.d_arch=dcgan"])
+    show(qtbot, preview, ae)
+    assert preview.summary().startswith("Autoencoder: mlp decoder + dcgan encoder")
+    assert last_shape(preview, "discriminator").split(" × ")[0] == str(ae.model.z_dim)
+
+
+def test_screenshot_vae(qtbot, preview, artifacts_dir):
+    show(qtbot, preview, load_preset("dcgan-fashion", ["model.family=vae", "loss.name=bernoulli", "model.z_dim=16"]))
+    preview.resize(560, 640)
+    preview.show()
+    qtbot.waitExposed(preview)
+    assert preview.grab().save(str(artifacts_dir / "arch_preview_vae.png"))
