@@ -160,7 +160,7 @@ def families(args) -> None:
     for name in names:
         torch.manual_seed(0)
         config = load_preset(name, [f"train.max_time={args.budget}", "train.device='cpu'"])
-        trainer = Trainer(config)
+        trainer = Trainer(config, Path(args.keep) / name if args.keep else None)
         trainer.run()
         family = trainer.family
         per_step = config.train.batch_size * (config.optim.n_critic if family.adversarial else 1)
@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--preset", default="dcgan-fashion")
     parser.add_argument("--families", action="store_true", help="one row per preset instead (see above)")
     parser.add_argument("--presets", help="comma-separated presets for --families (default: all)")
+    parser.add_argument("--keep", help="--families: write each preset's run folder under this folder")
     args = parser.parse_args()
     if args.families:
         return families(args)

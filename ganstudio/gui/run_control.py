@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QStyle, QToolButton
 
 from ganstudio.config import ConfigError, RunConfig, is_live
+from ganstudio.families import family_of
 from ganstudio.gui.status import eta_seconds
 from ganstudio.gui.worker import RunInfo, TrainingSession, TrainWorker
 
@@ -220,7 +221,7 @@ class RunController(QObject):
 
     @Slot(object)
     def _on_sampled(self, samples) -> None:
-        self.w.gallery.add_snapshot(samples.step, samples.images, samples.path)
+        self.w.gallery.add_samples(samples)
 
     @Slot(object)
     def _on_warning(self, warning) -> None:
@@ -246,7 +247,10 @@ class RunController(QObject):
         row = {"step": result.step, **result.metrics, "eval_samples": result.num_samples}
         self.w.metrics.append([row])
         self.w.status.clearMessage()
-        best = "; best FID so far, saved checkpoints/best.pt" if result.best else ""
+        primary = "FID"
+        if self.run_config is not None and family_of(self.run_config).primary_metric == "recon_mse":
+            primary = "reconstruction error"
+        best = f"; best {primary} so far, saved checkpoints/best.pt" if result.best else ""
         self.w.log.add(f"{self.w.metrics.summary.text()} ({result.extractor} features, "
                        f"{result.seconds:.1f} s){best}", step=result.step)
 
@@ -295,8 +299,11 @@ class RunController(QObject):
         button = self.w.findChild(QToolButton, "toolbar_pause")
         if button is not None:
             button.setAccessibleName("Resume" if paused else "Pause")
+        config = self.run_config if busy else self.w.form.config()
+        adversarial = config is None or family_of(config).adversarial  # an autoencoder has no D or G step
         for name in ("step", "step_d", "step_g"):
-            a[name].setEnabled(self.state == "paused" or (not busy and self.w.form.is_valid()))
+            can = self.state == "paused" or (not busy and self.w.form.is_valid())
+            a[name].setEnabled(can and (adversarial or name == "step"))
         a["stop"].setEnabled(busy)
         a["sample_now"].setEnabled(busy)
         a["evaluate"].setEnabled(busy)

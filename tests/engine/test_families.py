@@ -71,10 +71,10 @@ def test_cgan_samples_are_classified_as_their_class(tiny_config):
     from ganstudio.metrics.features import make_extractor
 
     config = tiny_config.with_overrides([
-        "model.family='cgan'", "model.arch='mlp'", "model.g_width=64", "model.d_width=64", "model.z_dim=32",
-        "model.d_norm='none'", "data.max_images=2048", "train.batch_size=64", "optim.lr_g=0.0004"])
+        "model.family='cgan'", "model.arch='mlp'", "model.conditioning='concat'", "model.g_width=32",
+        "model.d_width=32", "model.z_dim=16", "model.d_norm='none'", "data.max_images=2048", "train.batch_size=64"])
     trainer = Trainer(config)
-    for _ in range(150):
+    for _ in range(300):  # ~5 s on 2 cores; seed 1 measured 0.55 (projection learns slower early: 0.30)
         trainer.train_step()
     labels = torch.arange(10).repeat_interleave(20)
     z = torch.randn(200, config.model.z_dim, generator=torch.Generator().manual_seed(0))
@@ -82,7 +82,7 @@ def test_cgan_samples_are_classified_as_their_class(tiny_config):
     classifier = make_extractor("classifier", channels=1, image_size=28, device="cpu")
     _, probs = classifier.features_and_probabilities(images)
     accuracy = float((probs.argmax(1) == labels).double().mean())
-    assert accuracy > 0.3, accuracy
+    assert accuracy > 0.25, accuracy  # chance is 0.1
 
 
 def test_autoencoder_reconstruction_error_falls(tiny_config):
