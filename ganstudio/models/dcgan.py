@@ -2,11 +2,14 @@
 
 The networks grow from, and shrink to, a start size s0 (7 x 7 for 28 px, else 4 x 4) in n = log2(size /
 s0) stride-2 steps: 28 px -> n = 2, 32 px -> n = 3, 64 px -> n = 4. Shape comments leave out the batch
-and give the 32 px case (n = 3) in brackets; ngf and ndf are the config's g_width and d_width.
+and give the 32 px case (n = 3) in brackets; ngf and ndf are the config's g_width and d_width. The same
+bodies serve the other families: a cgan's G reads z joined with a label embedding (``in_features``), an
+encoder is D with ``out_features`` outputs (see ``encoder.py``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from torch import Tensor, nn
@@ -27,15 +30,17 @@ def size_plan(image_size: int) -> tuple[int, int]:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, cfg: ModelConfig, image_size: int, channels: int) -> None:
+    num_classes = 0  # unconditional: ``labels`` is accepted and ignored
+
+    def __init__(self, cfg: ModelConfig, image_size: int, channels: int, *, in_features: int | None = None) -> None:
         super().__init__()
         self.z_dim = cfg.z_dim
         s0, n = size_plan(image_size)
         ngf = cfg.g_width
         ch = ngf * 2 ** (n - 1)
         layers: list[nn.Module] = [
-            # input is Z, z_dim x 1 x 1, going into a convolution
-            nn.ConvTranspose2d(cfg.z_dim, ch, s0, 1, 0, bias=False),  # BN's shift makes a bias redundant
+            # input is Z, z_dim x 1 x 1 (a cgan's: z joined with a label embedding), going into a convolution
+            nn.ConvTranspose2d(in_features or cfg.z_dim, ch, s0, 1, 0, bias=False),  # BN's shift: no bias needed
             nn.BatchNorm2d(ch),
             nn.ReLU(True),
             # state size. (ngf*2^(n-1)) x s0 x s0          [(ngf*4) x 4 x 4]
@@ -51,12 +56,14 @@ class DCGANGenerator(nn.Module):
         ]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.main(z.reshape(z.size(0), self.z_dim, 1, 1))
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.main(z.reshape(z.size(0), -1, 1, 1))
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, cfg: ModelConfig, image_size: int, channels: int) -> None:
+    num_classes = 0  # unconditional: ``labels`` is accepted and ignored
+
+    def __init__(self, cfg: ModelConfig, image_size: int, channels: int, *, out_features: int = 1) -> None:
         super().__init__()
         s0, n = size_plan(image_size)
         ch = cfg.d_width
@@ -72,11 +79,18 @@ class DCGANDiscriminator(nn.Module):
                        nn.LeakyReLU(0.2, inplace=True), *d_dropout(cfg.d_dropout)]
             ch *= 2
             # state size. channels double, side halves    [(ndf*2) x 8 x 8, then (ndf*4) x 4 x 4]
+        self.feature_dim = ch  # channels of features(x), what a projection D's class embedding must match
         layers += [
-            nn.Conv2d(ch, 1, s0, 1, 0),
+            nn.Conv2d(ch, out_features, s0, 1, 0),
             # state size. 1 x 1 x 1, a raw logit: the losses apply the sigmoid where they need one
         ]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
+        """φ(x), D up to its last layer: (B, ndf*2^(n-1), s0, s0). The projection D reads the label against it."""
+        for layer in itertools.islice(self.main, len(self.main) - 1):
+            x = layer(x)
+        return x
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.main(x).reshape(-1)

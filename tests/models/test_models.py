@@ -14,7 +14,7 @@ from ganstudio.losses import gradient_penalty
 from ganstudio.models import MODELS, build_models, describe, init_weights_
 
 SIZES = (28, 32, 64)
-SMALL = dict(z_dim=16, g_width=8, d_width=8)  # narrow nets keep the shape tests fast
+SMALL = {"z_dim": 16, "g_width": 8, "d_width": 8}  # narrow nets keep the shape tests fast
 
 
 def small(arch: str, **fields) -> ModelConfig:
