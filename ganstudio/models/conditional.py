@@ -56,8 +56,9 @@ class ProjectionDiscriminator(nn.Module):
         self.num_classes = cfg.num_classes
         self.body = body(cfg, image_size, channels)
         # torch's N(0, 1), not the DCGAN N(0, 0.02): each class starts with its own clear direction, so G's
-        # gradients differ by class from the first step (a cgan MLP: 31% vs 24% of samples classified as
-        # their class after 150 steps). Mean pooling keeps this term's start small (~0.1 logit).
+        # gradients differ by class from the first step. A 16-wide 28 px DCGAN cgan after 1500 steps had
+        # 50-69% of its samples classified as their class with it, 2-18% with N(0, 0.02) (4 seeds); an
+        # MLP cgan the two were within seed noise. Mean pooling keeps this term's start small.
         self.projection = nn.Embedding(cfg.num_classes, self.body.feature_dim)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
