@@ -209,7 +209,7 @@ class Trainer:
         warnings = [] if self.config.data.holdout else [
             "no held-out images (data.holdout = 0): reconstruction error is measured on training images"]
         if not self.family.variational:  # an autoencoder's decoded noise is not meant to look like data
-            return EvalReport(recon, len(real), "-", time.perf_counter() - start, float("nan"), None, warnings)
+            return EvalReport(recon, len(real), "no", time.perf_counter() - start, float("nan"), None, warnings)
         report = self.evaluator().evaluate(self.eval_images(n))
         return EvalReport({**report.metrics, **recon}, report.num_samples, report.extractor,
                           time.perf_counter() - start, report.diversity_ratio, report.class_share,

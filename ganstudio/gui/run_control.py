@@ -49,6 +49,7 @@ class RunController(QObject):
         actions["step_d"].triggered.connect(lambda: self.step("d"))
         actions["step_g"].triggered.connect(lambda: self.step("g"))
         window.form.validity_changed.connect(self._on_validity)
+        window.form.config_changed.connect(self._on_config)  # the family decides which steps exist
         window.form.live_changed.connect(self._on_live_change)
 
     @property
@@ -273,6 +274,10 @@ class RunController(QObject):
 
     @Slot(bool, str)
     def _on_validity(self, valid: bool, message: str) -> None:
+        self.update_actions()
+
+    @Slot(object)
+    def _on_config(self, _config) -> None:
         self.update_actions()
 
     @Slot(str, object)
