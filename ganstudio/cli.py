@@ -54,11 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="generate images from a trained run",
-                            description="OUT ending in .png writes one grid; otherwise a folder of N PNG files.")
+                            description="OUT ending in .png writes one grid; otherwise a folder of N PNG files. "
+                                        "A class-conditional (cgan) run draws N images per class, one grid row "
+                                        "per class, the same noise in every row.")
     _add_run_arguments(sample)
-    sample.add_argument("-n", type=int, default=64, help="how many images (default 64)")
+    sample.add_argument("-n", type=int, default=None,
+                        help="how many images (default 64; a cgan: per class, default 8)")
     sample.add_argument("-o", "--out", type=Path, required=True, help="grid .png or output folder")
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    _add_class_argument(sample)
     sample.set_defaults(func=cmd_sample)
 
     _add_export_parser(sub)
@@ -75,11 +79,31 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint path (default last)")
 
 
+def _add_class_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--class", dest="classes", type=_class_list, action="append", metavar="K",
+                        help="a cgan run's class to draw, repeatable or a comma list: --class 3 --class 5, "
+                             "--class 3,5 (default: every class, one row each)")
+
+
+def _class_list(text: str) -> list[int]:
+    try:
+        classes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected class numbers like 3 or 3,5, got {text!r}") from None
+    if not classes:
+        raise argparse.ArgumentTypeError("expected at least one class number")
+    return classes
+
+
+def _chosen_classes(args: argparse.Namespace) -> tuple[int, ...] | None:
+    return tuple(k for group in args.classes for k in group) if args.classes else None
+
+
 def _add_export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="write grids, single images, a progress GIF or a latent interpolation",
         description="Write exports from a run folder. Give at least one of --grid, --singles, --gif, "
-                    "--interpolate. The folder that holds each output must exist.")
+                    "--interpolate, --torchscript, --onnx. The folder that holds each output must exist.")
     _add_run_arguments(export)
     outputs = export.add_argument_group("outputs (at least one)")
     outputs.add_argument("--grid", type=Path, metavar="OUT.png", help="one grid PNG of N images")
@@ -87,10 +111,16 @@ def _add_export_parser(sub) -> None:
     outputs.add_argument("--gif", type=Path, metavar="OUT.gif", help="an animated GIF of the run's samples/")
     outputs.add_argument("--interpolate", type=Path, metavar="OUT",
                          help="a latent interpolation: OUT.png a strip, OUT.gif an animation a->b->a")
+    outputs.add_argument("--torchscript", type=Path, metavar="OUT.pt",
+                         help="the generator as TorchScript: (z[, labels]) -> images in [-1, 1], any batch size")
+    outputs.add_argument("--onnx", type=Path, metavar="OUT.onnx",
+                         help="the generator as ONNX (needs pip install 'ganstudio[onnx]')")
     images = export.add_argument_group("images")
-    images.add_argument("-n", type=int, default=64, help="how many images for --grid/--singles (default 64)")
+    images.add_argument("-n", type=int, help="how many images for --grid/--singles (default 64; a cgan: "
+                        "per class, default 8)")
     images.add_argument("--seed", type=int, default=0, help="noise seed for --grid/--singles (default 0)")
     images.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default 8)")
+    _add_class_argument(images)
     walk = export.add_argument_group("interpolation")
     walk.add_argument("--seeds", type=int, nargs=2, default=(0, 1), metavar=("A", "B"),
                       help="noise seeds of the two ends (default 0 1)")
@@ -245,25 +275,23 @@ class _Progress:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ganstudio.engine.inference import generate, load_generator, seeded_noise
-    from ganstudio.engine.rundir import save_grid
-    from ganstudio.fileio import atomic_write
+    from ganstudio.export import (
+        DEFAULT_IMAGES, DEFAULT_PER_CLASS, choose_classes, classes_phrase, export_grid, export_singles, load_for_export,
+    )
 
-    if args.n < 1:
-        raise ValueError(f"-n must be at least 1, got {args.n}")
-    config, g = load_generator(args.run_dir, args.checkpoint)
-    images = generate(g, seeded_noise(args.n, config.model.z_dim, args.seed))
+    config, g = load_for_export(args.run_dir, args.checkpoint)
+    classes = choose_classes(g, _chosen_classes(args), config.model.family)
+    n = args.n if args.n is not None else (DEFAULT_PER_CLASS if classes else DEFAULT_IMAGES)
+    if n < 1:
+        raise ValueError(f"-n must be at least 1, got {n}")
+    each, z_dim = classes_phrase(classes), config.model.z_dim
     if args.out.suffix.lower() == ".png":
-        save_grid(images, args.out)
-        print(f"wrote a grid of {args.n} images to {args.out}")
+        export_grid(g, z_dim, args.out, n, args.seed, classes=classes)
+        print(f"wrote a grid of {n} images{each} to {args.out}")
         return 0
-    from PIL import Image
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(images):
-        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        atomic_write(args.out / f"sample_{i:05d}.png", lambda f, pil=pil: pil.save(f, format="PNG"))
-    print(f"wrote {args.n} images to {args.out}/")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    paths = export_singles(g, z_dim, args.out, n, args.seed, classes=classes)
+    print(f"wrote {len(paths)} images{each} to {args.out}/")
     return 0
 
 
@@ -273,11 +301,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     plan = ExportPlan(run_dir=args.run_dir, checkpoint=args.checkpoint, grid=args.grid, singles=args.singles,
                       gif=args.gif, interpolation=args.interpolate, n=args.n, seed=args.seed, fps=args.fps,
                       seeds=tuple(args.seeds), steps=args.steps, rows=args.rows,
-                      mode="slerp" if args.slerp else "linear")
-    if not plan.outputs():
-        args.usage_error("nothing to export: give at least one of --grid, --singles, --gif, --interpolate")
-    for written in run_plan(plan):
+                      mode="slerp" if args.slerp else "linear", classes=_chosen_classes(args))
+    models = args.torchscript is not None or args.onnx is not None
+    if not plan.outputs() and not models:
+        args.usage_error("nothing to export: give at least one of --grid, --singles, --gif, --interpolate, "
+                         "--torchscript, --onnx")
+    if models:
+        from ganstudio.model_export import check_model_outputs
+
+        check_model_outputs(args.torchscript, args.onnx)  # names, folders, the onnx extra: before any image
+    for written in run_plan(plan) if plan.outputs() else []:
         print(f"wrote {written.what} to {written.path}")
+    if models:
+        from ganstudio.model_export import CHECK_BATCHES, export_run
+
+        for done in export_run(args.run_dir, args.checkpoint, torchscript=args.torchscript, onnx=args.onnx):
+            batches = " and ".join(map(str, CHECK_BATCHES))
+            print(f"wrote the generator as {done.format} ({', '.join(done.inputs)} -> images) to {done.path}; "
+                  f"it matches the live model within {done.max_abs_diff:.1e} at batch sizes {batches}")
     return 0
 
 

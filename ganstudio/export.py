@@ -5,15 +5,17 @@ from a worker thread. Every function takes an optional ``progress(done, total)``
 it (``ExportCancelled``) stops the export between two images, which is how the dialog cancels.
 
 Images come from ``seeded_noise(n, z_dim, seed)``, so the same seed and count give the same pictures
-in a grid, as single files, from the CLI and from the studio. Whole files go through ``atomic_write``:
-an interrupted export leaves the previous file, never half a PNG.
+in a grid, as single files, from the CLI and from the studio. A class-conditional generator (cgan) draws
+``n`` images for each chosen class (default: every class) from that same noise, so a column of a grid
+holds one latent vector under every class. Whole files go through ``atomic_write``: an interrupted export
+leaves the previous file, never half a PNG.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from torchvision.utils import make_grid
 
 from ganstudio.config import RunConfig
 from ganstudio.engine import checkpoint
-from ganstudio.engine.inference import checkpoint_path, generate, load_generator, seeded_noise
+from ganstudio.engine.inference import checkpoint_path, generate, load_generator, num_classes, seeded_noise
 from ganstudio.engine.rundir import grid_image
 from ganstudio.fileio import atomic_write
 
@@ -35,6 +37,8 @@ MAX_IMAGES = 100_000    # singles; past this a typo in -n fills the disk
 MAX_GRID = 4096         # a 64x64 grid of 64 px images is already a 4k x 4k PNG
 MAX_STEPS = 1000        # interpolation columns / GIF frames
 MAX_ROWS = 64
+DEFAULT_IMAGES = 64     # a grid or singles when no count is given
+DEFAULT_PER_CLASS = 8   # the same for a conditional G, per class: a grid 8 wide, one row per class
 MODES = ("linear", "slerp")
 _BATCH = 64             # images per forward pass: small enough to report progress and cancel often
 _LABEL_HEIGHT = 14      # px strip under each progress-GIF frame holding "step N"
@@ -81,48 +85,108 @@ def _checkpoint_file(run_dir: str | Path, which: str) -> Path:
 
 
 # --- images from a generator ---------------------------------------------------------------------
-def export_grid(g: nn.Module, z_dim: int, out: Path, n: int, seed: int, progress: Progress | None = None) -> Path:
-    """One PNG of ``n`` images from ``seed``, laid out like the run's sample grids."""
-    out = _check_output_file(out, (".png",), "grid")
-    _check_count("number of images", n, 1, MAX_GRID)
-    images = _generate(g, seeded_noise(n, z_dim, seed), progress)
-    return _save(out, grid_image(images), "PNG")
+def choose_classes(g: nn.Module, classes: Sequence[int] | None, family: str | None = None) -> list[int] | None:
+    """The classes to draw for ``g``: None for an unconditional G; ``classes`` checked, or every class,
+    for a conditional one. ExportError when classes are given to an unconditional G or are out of range."""
+    count = num_classes(g)
+    if not count:
+        if classes:
+            kind = f" (model.family = {family!r})" if family else ""
+            raise ExportError(f"a class was chosen, but this run's generator is not class-conditional{kind}: "
+                              f"only a cgan run takes a class")
+        return None
+    if not classes:
+        return list(range(count))
+    for k in classes:
+        if not 0 <= k < count:
+            raise ExportError(f"class {k} is out of range: this run's generator has {count} classes, 0 to {count - 1}")
+    return list(classes)
+
+
+def class_names(config: RunConfig) -> list[str]:
+    """A conditional run's class names for pickers: the dataset's where ganstudio knows them, else numbers."""
+    known: list[str] = []
+    if config.data.source in ("bundled", "torchvision:FashionMNIST"):
+        from ganstudio.data.sources import FASHION_MNIST_CLASSES
+
+        known = FASHION_MNIST_CLASSES
+    return [known[k] if k < len(known) else f"class {k}" for k in range(config.model.num_classes)]
+
+
+def classes_phrase(classes: Sequence[int] | None) -> str:
+    """" for each of 3 classes", " of class 4" or "": what follows "a grid of 8 images" in messages."""
+    if not classes:
+        return ""
+    return f" of class {classes[0]}" if len(classes) == 1 else f" for each of {len(classes)} classes"
+
+
+def export_grid(g: nn.Module, z_dim: int, out: Path, n: int, seed: int, progress: Progress | None = None,
+                classes: Sequence[int] | None = None) -> Path:
+    """One PNG of ``n`` images from ``seed``, laid out like the run's sample grids; for a conditional G one
+    row per class (default every class) of ``n`` images, column j the same latent vector in every row."""
+    out = check_output_file(out, (".png",), "grid")
+    chosen = choose_classes(g, classes)
+    _check_count("number of images", n * len(chosen or [0]), 1, MAX_GRID)
+    z, labels = _latents(seeded_noise(n, z_dim, seed), chosen)
+    images = _generate(g, z, labels, progress)
+    return _save(out, grid_image(images) if chosen is None else _tile(images, ncol=n), "PNG")
 
 
 def export_singles(g: nn.Module, z_dim: int, folder: Path, n: int, seed: int,
-                   progress: Progress | None = None) -> list[Path]:
-    """``n`` PNGs at the model's resolution, ``folder/sample_00000.png`` …; ``folder`` is created."""
+                   progress: Progress | None = None, classes: Sequence[int] | None = None) -> list[Path]:
+    """``n`` PNGs at the model's resolution, ``folder/sample_00000.png`` …; ``folder`` is created.
+    A conditional G writes ``n`` per chosen class: ``folder/class3_00000.png`` …"""
     folder = _check_output_folder(folder)
-    _check_count("number of images", n, 1, MAX_IMAGES)
+    chosen = choose_classes(g, classes)
+    _check_count("number of images", n * len(chosen or [0]), 1, MAX_IMAGES)
     _mkdir(folder)
-    z, paths = seeded_noise(n, z_dim, seed), []
-    for start in range(0, n, _BATCH):  # generate and write in batches: memory stays flat for any n
-        for image in generate(g, z[start:start + _BATCH]):
-            paths.append(_save(folder / f"sample_{len(paths):05d}.png", _pil(image), "PNG"))
-            _report(progress, len(paths), n)
+    z, labels = _latents(seeded_noise(n, z_dim, seed), chosen)
+    names = [f"sample_{j:05d}.png" for j in range(n)] if chosen is None else \
+        [f"class{k}_{j:05d}.png" for k in chosen for j in range(n)]
+    paths = []
+    for start in range(0, len(z), _BATCH):  # generate and write in batches: memory stays flat for any n
+        batch_labels = None if labels is None else labels[start:start + _BATCH]
+        for image in generate(g, z[start:start + _BATCH], batch_labels):
+            paths.append(_save(folder / names[len(paths)], _pil(image), "PNG"))
+            _report(progress, len(paths), len(z))
     return paths
 
 
 def export_interpolation(g: nn.Module, z_dim: int, out: Path, seed_a: int, seed_b: int, steps: int = 10,
                          mode: str = "linear", rows: int = 1, progress: Progress | None = None,
-                         fps: float = 8) -> Path:
+                         fps: float = 8, classes: Sequence[int] | None = None) -> Path:
     """A walk through latent space from ``seed_a`` to ``seed_b`` in ``steps`` images.
 
     ``.png``: a strip, one row per pair of latents (row i goes from ``seeded_noise(rows, z_dim, seed_a)[i]``
     to the same row of ``seed_b``). ``.gif``: an animation a→b→a, each frame the ``rows`` images at one t.
+    A conditional G walks the same pairs once per chosen class (default every class), each walk at one
+    class: ``rows`` rows for the first class, then for the next.
     """
-    out = _check_output_file(out, (".png", ".gif"), "interpolation")
+    out = check_output_file(out, (".png", ".gif"), "interpolation")
+    chosen = choose_classes(g, classes)
     _check_interpolation(steps, mode, rows)
+    if chosen and rows * len(chosen) > MAX_ROWS:
+        raise ExportError(f"{rows} interpolation rows for each of {len(chosen)} classes make {rows * len(chosen)} "
+                          f"rows, more than {MAX_ROWS}; choose fewer rows or classes")
     if out.suffix.lower() == ".gif":
         _check_fps(fps)
-    z = interpolate(seeded_noise(rows, z_dim, seed_a), seeded_noise(rows, z_dim, seed_b), steps, mode)
-    flat = _generate(g, z.reshape(rows * steps, z_dim), progress)  # (rows * steps, H, W, C), row by row
+    walk = interpolate(seeded_noise(rows, z_dim, seed_a), seeded_noise(rows, z_dim, seed_b), steps, mode)
+    z, labels = _latents(walk.reshape(rows * steps, z_dim), chosen)  # class-major: each class walks every row
+    flat = _generate(g, z, labels, progress)  # (classes * rows * steps, H, W, C), row by row
     if out.suffix.lower() == ".png":
         return _save(out, _tile(flat, ncol=steps), "PNG")
-    images = flat.reshape(rows, steps, *flat.shape[1:])
+    images = flat.reshape(-1, steps, *flat.shape[1:])
     order = list(range(steps)) + list(range(steps - 2, 0, -1))  # ping-pong without repeating the ends
     frames = [grid_image(np.ascontiguousarray(images[:, j])) for j in order]
     return _save_gif(out, frames, fps)
+
+
+def _latents(z: torch.Tensor, classes: list[int] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``z`` as it is (unconditional), or repeated once per class with the matching labels, class-major."""
+    if classes is None:
+        return z, None
+    labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(len(z))
+    return z.repeat(len(classes), 1), labels
 
 
 def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int, mode: str = "linear") -> torch.Tensor:
@@ -151,7 +215,7 @@ def export_progress_gif(samples_dir: Path, out: Path, fps: float = 8, progress: 
 
     ``samples_dir`` may also be the run folder. Returns the number of frames.
     """
-    out = _check_output_file(out, (".gif",), "progress GIF")
+    out = check_output_file(out, (".gif",), "progress GIF")
     _check_fps(fps)
     samples = sample_files(samples_dir)
     if not samples:
@@ -208,28 +272,31 @@ class ExportPlan:
     singles: Path | None = None
     gif: Path | None = None
     interpolation: Path | None = None
-    n: int = 64
+    n: int | None = None  # images (a cgan: per class); None = DEFAULT_IMAGES, or DEFAULT_PER_CLASS for a cgan
     seed: int = 0
     fps: float = 8.0
     seeds: tuple[int, int] = (0, 1)
     steps: int = 10
     mode: str = "linear"
     rows: int = 1
+    classes: tuple[int, ...] | None = None  # a cgan's classes to draw (None = every class)
 
     @classmethod
     def in_folder(cls, run_dir: Path, folder: Path, *, grid: bool = False, singles: bool = False,
                   gif: bool = False, interpolation: str | None = None, **params) -> ExportPlan:
         """Outputs named after their settings inside ``folder``, so a second export with another seed
         does not overwrite the first. ``interpolation`` is None, "png" or "gif"."""
-        folder, n, seed = Path(folder), params.get("n", cls.n), params.get("seed", cls.seed)
+        folder, n, seed = Path(folder), params.get("n") or DEFAULT_IMAGES, params.get("seed", cls.seed)
         a, b = params.get("seeds", cls.seeds)
         mode = params.get("mode", cls.mode)
+        chosen = params.get("classes")
+        tag = "_class" + "_".join(map(str, chosen)) if chosen else ""
         return cls(
             run_dir=Path(run_dir), **params,
-            grid=folder / f"grid_n{n}_seed{seed}.png" if grid else None,
-            singles=folder / f"singles_n{n}_seed{seed}" if singles else None,
+            grid=folder / f"grid_n{n}_seed{seed}{tag}.png" if grid else None,
+            singles=folder / f"singles_n{n}_seed{seed}{tag}" if singles else None,
             gif=folder / "progress.gif" if gif else None,
-            interpolation=folder / f"interpolation_{a}-{b}_{mode}.{interpolation}" if interpolation else None,
+            interpolation=folder / f"interpolation_{a}-{b}_{mode}{tag}.{interpolation}" if interpolation else None,
         )
 
     def outputs(self) -> list[Path]:
@@ -240,16 +307,16 @@ class ExportPlan:
         if not self.outputs():
             raise ExportError("nothing to export: choose a grid, single images, a progress GIF or an interpolation")
         if self.grid:
-            _check_output_file(self.grid, (".png",), "grid")
-            _check_count("number of images", self.n, 1, MAX_GRID)
+            check_output_file(self.grid, (".png",), "grid")
+            _check_count("number of images", self.n or 1, 1, MAX_GRID)  # per class for a cgan: checked again with G
         if self.singles:
             _check_output_folder(self.singles)
-            _check_count("number of images", self.n, 1, MAX_IMAGES)
+            _check_count("number of images", self.n or 1, 1, MAX_IMAGES)
         if self.gif:
-            _check_output_file(self.gif, (".gif",), "progress GIF")
+            check_output_file(self.gif, (".gif",), "progress GIF")
             _check_fps(self.fps)
         if self.interpolation:
-            _check_output_file(self.interpolation, (".png", ".gif"), "interpolation")
+            check_output_file(self.interpolation, (".png", ".gif"), "interpolation")
             _check_interpolation(self.steps, self.mode, self.rows)
             if self.interpolation.suffix.lower() == ".gif":
                 _check_fps(self.fps)
@@ -261,21 +328,25 @@ def run_plan(plan: ExportPlan, progress: Progress | None = None) -> list[Written
     needs_g = plan.grid or plan.singles or plan.interpolation
     config, g = load_for_export(plan.run_dir, plan.checkpoint) if needs_g else (None, None)
     z_dim = config.model.z_dim if config else 0
+    classes = choose_classes(g, plan.classes, config.model.family) if needs_g else None
+    n = plan.n or (DEFAULT_PER_CLASS if classes else DEFAULT_IMAGES)
+    each = classes_phrase(classes)
     jobs: list[Callable[[Progress | None], Written]] = []
     if plan.grid:
-        jobs.append(lambda p: Written(f"a grid of {plan.n} images",
-                                      export_grid(g, z_dim, plan.grid, plan.n, plan.seed, p)))
+        jobs.append(lambda p: Written(f"a grid of {n} images{each}",
+                                      export_grid(g, z_dim, plan.grid, n, plan.seed, p, classes)))
     if plan.singles:
-        jobs.append(lambda p: Written(f"{len(export_singles(g, z_dim, plan.singles, plan.n, plan.seed, p))} images",
-                                      plan.singles))
+        jobs.append(lambda p: Written(
+            f"{len(export_singles(g, z_dim, plan.singles, n, plan.seed, p, classes))} images", plan.singles))
     if plan.gif:
         jobs.append(lambda p: Written(f"a progress GIF of {export_progress_gif(plan.run_dir, plan.gif, plan.fps, p)}"
                                       " frames", plan.gif))
     if plan.interpolation:
         a, b = plan.seeds
         jobs.append(lambda p: Written(
-            f"a {plan.mode} interpolation between seeds {a} and {b}",
-            export_interpolation(g, z_dim, plan.interpolation, a, b, plan.steps, plan.mode, plan.rows, p, plan.fps)))
+            f"a {plan.mode} interpolation between seeds {a} and {b}{each}",
+            export_interpolation(g, z_dim, plan.interpolation, a, b, plan.steps, plan.mode, plan.rows, p, plan.fps,
+                                 classes)))
     return [job(_share(progress, i, len(jobs))) for i, job in enumerate(jobs)]
 
 
@@ -306,7 +377,7 @@ def _check_interpolation(steps: int, mode: str, rows: int) -> None:
         raise ExportError(f"interpolation mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
-def _check_output_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
+def check_output_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise ExportError(f"the {what} file {path} must end in {' or '.join(suffixes)}")
@@ -338,10 +409,10 @@ def _check_folder(folder: Path) -> None:
 
 
 # --- writing -------------------------------------------------------------------------------------
-def _generate(g: nn.Module, z: torch.Tensor, progress: Progress | None) -> np.ndarray:
+def _generate(g: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, progress: Progress | None) -> np.ndarray:
     parts = []
     for start in range(0, len(z), _BATCH):
-        parts.append(generate(g, z[start:start + _BATCH]))
+        parts.append(generate(g, z[start:start + _BATCH], None if labels is None else labels[start:start + _BATCH]))
         _report(progress, min(start + _BATCH, len(z)), len(z))
     return np.concatenate(parts)
 

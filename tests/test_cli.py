@@ -32,8 +32,10 @@ def test_bad_config_value_is_one_line_and_exit_2(capsys):
 
 
 def test_missing_run_is_exit_1(tmp_path, capsys):
-    assert main(["sample", str(tmp_path), "-o", str(tmp_path / "x.png")]) == 1
+    assert main(["sample", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.png")]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path), "-o", str(tmp_path / "x.png")]) == 1  # a folder, but no checkpoint
+    assert "has no checkpoints/last.pt yet: train it" in capsys.readouterr().err
 
 
 def test_no_arguments_opens_the_studio(monkeypatch):

@@ -246,3 +246,138 @@ def test_cli_export_help(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "usage: ganstudio export" in out and "--interpolate" in out
+
+
+# --- conditional generators and the autoencoder families -------------------------------------------
+def _family_run(path, family: str, **model):
+    from ganstudio.config import RunConfig
+    from ganstudio.engine import Trainer
+
+    loss = {"name": "bernoulli"} if family in ("vae", "autoencoder") else {}
+    config = RunConfig.model_validate({
+        "name": family, "data": {"source": "bundled", "max_images": 64, "image_size": 28},
+        "model": {"family": family, "arch": "dcgan", "z_dim": Z, "g_width": 8, "d_width": 8, **model},
+        "loss": loss,
+        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
+                  "num_samples": 10, "seed": 3, "steps": 3}})
+    trainer = Trainer(config, path)
+    trainer.run()
+    trainer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+    return _family_run(tmp_path_factory.mktemp("cgan") / "cgan-run", "cgan", num_classes=10)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    return _family_run(tmp_path_factory.mktemp("vae") / "vae-run", "vae")
+
+
+def _rows_are_classes(path, g, classes, n, seed):
+    """Row r of the grid at ``path`` is seeded_noise(n, Z, seed) drawn as class classes[r]."""
+    z = seeded_noise(n, Z, seed)
+    with Image.open(path) as grid:
+        assert grid.size == (n * 30 + 2, len(classes) * 30 + 2)
+        for row, k in enumerate(classes):
+            expected = generate(g, z, torch.full((n,), k))[..., 0]
+            for col in range(n):
+                assert np.array_equal(_tile(grid, row, col), expected[col])
+
+
+def test_conditional_grid_has_one_row_per_chosen_class(cgan_run, tmp_path):
+    _, g = load_for_export(cgan_run)
+    out = export_grid(g, Z, tmp_path / "grid.png", n=4, seed=2, classes=[7, 1, 3])
+    _rows_are_classes(out, g, [7, 1, 3], 4, 2)
+    out = export_grid(g, Z, tmp_path / "all.png", n=3, seed=2)  # default: every class, in order
+    _rows_are_classes(out, g, list(range(10)), 3, 2)
+
+
+def test_class_choices_are_checked(cgan_run, g, tmp_path):
+    from ganstudio.export import choose_classes
+
+    _, cg = load_for_export(cgan_run)
+    with pytest.raises(ExportError, match=r"class 10 is out of range: this run's generator has 10 classes, 0 to 9"):
+        export_grid(cg, Z, tmp_path / "grid.png", 4, 0, classes=[3, 10])
+    with pytest.raises(ExportError, match="not class-conditional .model.family = 'gan'.: only a cgan run takes"):
+        choose_classes(g, [1], "gan")
+    assert choose_classes(g, None) is None and choose_classes(cg, ()) == list(range(10))
+    with pytest.raises(ExportError, match="number of images must be between 1 and 4096, got 4100"):
+        export_grid(cg, Z, tmp_path / "grid.png", 410, 0)  # 410 per class x 10 classes
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_conditional_singles_are_named_by_class(cgan_run, tmp_path):
+    _, g = load_for_export(cgan_run)
+    paths = export_singles(g, Z, tmp_path / "singles", n=2, seed=1, classes=[4, 0])
+    assert [p.name for p in paths] == ["class4_00000.png", "class4_00001.png", "class0_00000.png", "class0_00001.png"]
+    expected = generate(g, seeded_noise(2, Z, 1), torch.tensor([0, 0]))
+    with Image.open(paths[3]) as single:
+        assert np.array_equal(np.asarray(single), expected[1, ..., 0])
+
+
+def test_conditional_interpolation_walks_each_class_with_the_seeds_at_its_ends(cgan_run, tmp_path):
+    _, g = load_for_export(cgan_run)
+    out = export_interpolation(g, Z, tmp_path / "walk.png", seed_a=4, seed_b=9, steps=5, rows=2, classes=[6, 2])
+    walk = interpolate(seeded_noise(2, Z, 4), seeded_noise(2, Z, 9), 5)
+    with Image.open(out) as strip:
+        assert strip.size == (5 * 30 + 2, 4 * 30 + 2)  # 2 rows for each of 2 classes
+        for row, (k, pair) in enumerate([(6, 0), (6, 1), (2, 0), (2, 1)]):
+            expected = generate(g, walk[pair], torch.full((5,), k))[..., 0]  # one class all along the walk
+            for col in range(5):
+                assert np.array_equal(_tile(strip, row, col), expected[col])
+        ends = generate(g, torch.cat([seeded_noise(2, Z, 4)[:1], seeded_noise(2, Z, 9)[:1]]), torch.tensor([2, 2]))
+        assert np.array_equal(_tile(strip, 2, 0), ends[0, ..., 0])
+        assert np.array_equal(_tile(strip, 2, 4), ends[1, ..., 0])
+    with pytest.raises(ExportError, match="7 interpolation rows for each of 10 classes make 70 rows, more than 64"):
+        export_interpolation(g, Z, tmp_path / "big.png", 0, 1, rows=7)
+
+
+@pytest.mark.parametrize("mode", ["linear", "slerp"])
+def test_a_vae_decoder_interpolates_from_the_cli_too(vae_run, tmp_path, mode):
+    _, decoder = load_for_export(vae_run)
+    args = ["export", str(vae_run), "--interpolate", str(tmp_path / "walk.png"), "--seeds", "3", "8", "--steps", "4"]
+    assert main(args + (["--slerp"] if mode == "slerp" else [])) == 0
+    ends = generate(decoder, torch.cat([seeded_noise(1, Z, 3), seeded_noise(1, Z, 8)]))[..., 0]
+    with Image.open(tmp_path / "walk.png") as strip:
+        assert np.array_equal(_tile(strip, 0, 0), ends[0]) and np.array_equal(_tile(strip, 0, 3), ends[1])
+
+
+def test_plan_names_and_describes_class_exports(cgan_run, tmp_path, capsys):
+    plan = ExportPlan.in_folder(cgan_run, tmp_path, grid=True, interpolation="png", n=3, classes=(2, 5))
+    assert plan.grid.name == "grid_n3_seed0_class2_5.png"
+    assert plan.interpolation.name == "interpolation_0-1_linear_class2_5.png"
+    written = run_plan(plan)
+    assert [w.what for w in written] == ["a grid of 3 images for each of 2 classes",
+                                         "a linear interpolation between seeds 0 and 1 for each of 2 classes"]
+    assert main(["export", str(cgan_run), "--grid", str(tmp_path / "g.png"), "--class", "4"]) == 0
+    assert capsys.readouterr().out == f"wrote a grid of 8 images of class 4 to {tmp_path / 'g.png'}\n"
+
+
+# --- `ganstudio sample --class` --------------------------------------------------------------------
+def test_cli_sample_rows_are_the_chosen_classes(cgan_run, tmp_path, capsys):
+    _, g = load_for_export(cgan_run)
+    assert main(["sample", str(cgan_run), "-n", "3", "--seed", "5", "--class", "8,2", "--class", "0",
+                 "-o", str(tmp_path / "grid.png")]) == 0
+    assert capsys.readouterr().out == f"wrote a grid of 3 images for each of 3 classes to {tmp_path / 'grid.png'}\n"
+    _rows_are_classes(tmp_path / "grid.png", g, [8, 2, 0], 3, 5)
+    assert main(["sample", str(cgan_run), "-o", str(tmp_path / "all.png")]) == 0  # default: 8 of every class
+    with Image.open(tmp_path / "all.png") as grid:
+        assert grid.size == (8 * 30 + 2, 10 * 30 + 2)
+    assert main(["sample", str(cgan_run), "-n", "2", "--class", "3", "-o", str(tmp_path / "singles")]) == 0
+    assert sorted(p.name for p in (tmp_path / "singles").iterdir()) == ["class3_00000.png", "class3_00001.png"]
+
+
+def test_cli_sample_refuses_bad_classes(cgan_run, run, tmp_path, capsys):
+    assert main(["sample", str(cgan_run), "--class", "12", "-o", str(tmp_path / "g.png")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("ganstudio sample: error: class 12 is out of range: this run's generator has 10 classes, "
+                   "0 to 9\n")
+    assert main(["sample", str(run), "--class", "1", "-o", str(tmp_path / "g.png")]) == 1
+    assert "not class-conditional (model.family = 'gan')" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", str(cgan_run), "--class", "three", "-o", str(tmp_path / "g.png")])
+    assert exit_.value.code == 2 and "expected class numbers like 3 or 3,5" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
