@@ -1,7 +1,9 @@
 """The export dialog: what to write from a run's checkpoint, and where; the work runs in a thread.
 
 The dialog only builds an ``ExportPlan`` (ganstudio/export.py, no Qt) and hands it to ``ExportWorker``,
-which calls ``run_plan`` in a QThread and reports progress, the written paths or one error line.
+which calls ``run_plan`` in a QThread and reports progress, the written paths or one error line. For a
+class-conditional run (read from its config.toml) it shows a class picker: grids get one row per chosen
+class, singles and interpolations are drawn for each chosen class.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
-    QGroupBox, QHBoxLayout, QLabel, QLayout, QLineEdit, QProgressBar, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QGroupBox, QHBoxLayout, QLabel, QLayout, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QSpinBox,
+    QToolButton, QVBoxLayout, QWidget,
 )
 
 from ganstudio.export import (
-    MAX_IMAGES, MAX_ROWS, MAX_STEPS, ExportCancelled, ExportError, ExportPlan, checkpoint_step, run_plan,
-    sample_files,
+    DEFAULT_IMAGES, DEFAULT_PER_CLASS, MAX_IMAGES, MAX_ROWS, MAX_STEPS, ExportCancelled, ExportError, ExportPlan,
+    checkpoint_step, class_names, run_plan, sample_files,
 )
 from ganstudio.gui.threads import start_in_thread, stop_thread
 
@@ -76,6 +79,7 @@ class ExportDialog(QDialog):
         self.run_dir = Path(run_dir)
         self.default_folder = self.run_dir / "exports"
         self.has_checkpoint = False
+        self.classes = _run_classes(self.run_dir)  # a conditional run's class names; empty otherwise
         self._thread = None
         self._worker: ExportWorker | None = None
         self._outcome: list | str | None = None
@@ -97,7 +101,16 @@ class ExportDialog(QDialog):
         self.gif_box = self._named(QCheckBox("Progress GIF"), "export_gif", "Export a progress GIF")
         self.interp_box = self._named(QCheckBox("Latent interpolation"), "export_interpolation",
                                       "Export a latent interpolation")
-        self.count = self._spin("export_count", "Number of images", 1, MAX_IMAGES, 64)
+        per_class = bool(self.classes)
+        self.count = self._spin("export_count", "Images per class" if per_class else "Number of images", 1,
+                                MAX_IMAGES, DEFAULT_PER_CLASS if per_class else DEFAULT_IMAGES)
+        self.class_list = self._named(QListWidget(), "export_classes", "Classes to draw")
+        self.class_list.setToolTip("A conditional run draws every chosen class: one grid row each")
+        for k, name in enumerate(self.classes):
+            item = QListWidgetItem(f"{k} · {name}" if name != f"class {k}" else name, self.class_list)
+            item.setData(Qt.UserRole, k)
+            item.setCheckState(Qt.Checked)
+        self.class_list.setMaximumHeight(110)
         self.seed = self._spin("export_seed", "Seed", 0, _MAX_SEED, 0)
         self.fps = self._named(QDoubleSpinBox(), "export_fps", "GIF frames per second")
         self.fps.setRange(0.5, 50)
@@ -140,7 +153,7 @@ class ExportDialog(QDialog):
             grid.addWidget(box, i // 2, i % 2)
         images = QGroupBox("Images")
         form = QFormLayout(images)
-        form.addRow("How many:", self.count)
+        form.addRow("Per class:" if self.classes else "How many:", self.count)
         form.addRow("Seed:", self.seed)
         form.addRow("GIF frames/s:", self.fps)
         self.interp_group = QGroupBox("Interpolation")
@@ -154,19 +167,24 @@ class ExportDialog(QDialog):
         side = QHBoxLayout()
         side.addWidget(images, 1)
         side.addWidget(self.interp_group, 1)
+        self.class_group = QGroupBox("Classes (grid rows)")
+        QVBoxLayout(self.class_group).addWidget(self.class_list)
+        self.class_group.setVisible(bool(self.classes))
         out = QGroupBox("Output folder")
         row = QHBoxLayout(out)
         row.addWidget(self.folder, 1)
         row.addWidget(self.browse)
         layout = QVBoxLayout(self)
         layout.setSizeConstraint(QLayout.SetMinimumSize)  # grow when the error or result wraps to more lines
-        for item in (self.source, kinds, side, out, self.progress, self.error, self.status, self.buttons):
+        for item in (self.source, kinds, side, self.class_group, out, self.progress, self.error, self.status,
+                     self.buttons):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
 
     def _connect(self) -> None:
         for box in (self.grid_box, self.singles_box, self.gif_box, self.interp_box):
             box.toggled.connect(self._update_enabled)
         self.interp_format.currentIndexChanged.connect(self._update_enabled)
+        self.class_list.itemChanged.connect(self._update_enabled)
         self.browse.clicked.connect(self.choose_folder)
         self.export_button.clicked.connect(self.start_export)
         self.close_button.clicked.connect(self.reject)
@@ -211,6 +229,7 @@ class ExportDialog(QDialog):
         self.seed.setEnabled(images)
         self.fps.setEnabled(animated)
         self.interp_group.setEnabled(interp)
+        self.class_group.setEnabled(images or interp)
         chosen = images or interp or self.gif_box.isChecked()
         self.export_button.setEnabled(self.has_checkpoint and chosen and not running)
         self.export_button.setText("Exporting…" if running else "Export")
@@ -238,7 +257,17 @@ class ExportDialog(QDialog):
             interpolation=self.interp_format.currentData() if self.interp_box.isChecked() else None,
             n=self.count.value(), seed=self.seed.value(), fps=self.fps.value(),
             seeds=(self.seed_a.value(), self.seed_b.value()), steps=self.steps.value(), rows=self.rows.value(),
-            mode=self.mode.currentData())
+            mode=self.mode.currentData(), classes=self.chosen_classes())
+
+    def chosen_classes(self) -> tuple[int, ...] | None:
+        """The checked classes; None when the run is unconditional or every class is checked (the default)."""
+        items = [self.class_list.item(i) for i in range(self.class_list.count())]
+        chosen = tuple(item.data(Qt.UserRole) for item in items if item.checkState() == Qt.Checked)
+        if not items or len(chosen) == len(items):
+            return None
+        if not chosen and (self.grid_box.isChecked() or self.singles_box.isChecked() or self.interp_box.isChecked()):
+            raise ExportError("choose at least one class")
+        return chosen or None
 
     # --- running -------------------------------------------------------------------------------------
     @Slot()
@@ -321,6 +350,18 @@ class ExportDialog(QDialog):
     def closeEvent(self, event) -> None:  # close() on a hidden dialog does not go through done()
         self.cancel_export()
         super().closeEvent(event)
+
+
+def _run_classes(run_dir: Path) -> list[str]:
+    """Class names of a conditional run, from its config.toml (a small file: read in the GUI thread)."""
+    from ganstudio.config import ConfigError, RunConfig
+    from ganstudio.families import family_of
+
+    try:
+        config = RunConfig.load(run_dir / "config.toml")
+    except ConfigError:
+        return []  # no run config yet: exports say what is missing
+    return class_names(config) if family_of(config).conditional else []
 
 
 def _sentence(message: str) -> str:

@@ -17,6 +17,7 @@ from ganstudio.config import ConfigError, RunConfig, load_preset
 from ganstudio.gui.arch_preview import ArchitecturePreview
 from ganstudio.gui.config_form import ConfigForm
 from ganstudio.gui.gallery import SampleGallery
+from ganstudio.gui.latent_dock import LatentDock
 from ganstudio.gui.log_view import LogView
 from ganstudio.gui.metrics_panel import MetricsPanel
 from ganstudio.gui.plots import TrainingPlots
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         self.metrics = MetricsPanel()
         self.gallery = SampleGallery()
         self.log = LogView()
+        self.latent = LatentDock(current_run=lambda: self.run.run_dir)  # loads only while shown
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.form.config_changed.connect(self.preview.set_config)
@@ -138,7 +140,8 @@ class MainWindow(QMainWindow):
                   ("samples", "Samples", self.gallery, Qt.RightDockWidgetArea),
                   ("plots", "Plots", self.plots, Qt.RightDockWidgetArea),
                   ("metrics", "Metrics", self.metrics, Qt.RightDockWidgetArea),
-                  ("log", "Log", self.log, Qt.RightDockWidgetArea)]
+                  ("log", "Log", self.log, Qt.RightDockWidgetArea),
+                  ("latent", "Latent explorer", self.latent, Qt.RightDockWidgetArea)]
         for name, title, widget, area in layout:
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{name}")
@@ -153,6 +156,9 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["samples"], self.docks["log"], Qt.Vertical)
         self.splitDockWidget(self.docks["samples"], self.docks["plots"], Qt.Horizontal)
         self.tabifyDockWidget(self.docks["plots"], self.docks["metrics"])
+        self.tabifyDockWidget(self.docks["metrics"], self.docks["latent"])
+        self.docks["latent"].hide()  # View ▸ Latent explorer shows it, as a tab beside the plots, in front
+        self.docks["latent"].toggleViewAction().triggered.connect(lambda on: on and self.docks["latent"].raise_())
         self.docks["plots"].raise_()
         self.setCentralWidget(QWidget())  # docks fill the window; the empty centre takes no space
         self.centralWidget().setMaximumSize(0, 0)
@@ -302,6 +308,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.run.shutdown()  # stops training, saves a checkpoint and joins the thread
+        self.latent.shutdown()
         for dialog in (getattr(self, "neighbours_dialog", None), getattr(self, "export_dialog", None)):
             if dialog is not None:
                 dialog.done(0)  # each waits for its own background job

@@ -201,3 +201,78 @@ def test_screenshot(qtbot, dialog, artifacts_dir):
     _export(qtbot, dialog)
     qtbot.wait(50)  # let the layout take the result line's height
     dialog.grab().save(str(artifacts_dir / "export_dialog.png"))
+
+
+# --- a class-conditional run: the class picker ------------------------------------------------------
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+    from ganstudio.config import RunConfig
+    from ganstudio.engine import Trainer
+
+    config = RunConfig.model_validate({
+        "name": "cgan", "data": {"source": "bundled", "max_images": 64, "image_size": 28},
+        "model": {"family": "cgan", "arch": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8, "num_classes": 10},
+        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
+                  "num_samples": 10, "seed": 3, "steps": 2}})
+    path = tmp_path_factory.mktemp("cgan") / "cgan-run"
+    trainer = Trainer(config, path)
+    trainer.run()
+    trainer.close()
+    return path
+
+
+@pytest.fixture
+def cgan_dialog(qtbot, cgan_run, tmp_path):
+    dialog = ExportDialog(cgan_run)
+    qtbot.addWidget(dialog)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    dialog.folder.setText(str(tmp_path / "out"))
+    return dialog
+
+
+def _check_classes(dialog, classes):
+    from PySide6.QtCore import Qt
+
+    for i in range(dialog.class_list.count()):
+        item = dialog.class_list.item(i)
+        item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in classes else Qt.Unchecked)
+
+
+def test_the_class_picker_is_only_for_conditional_runs(dialog, cgan_dialog):
+    assert dialog.class_group.isHidden() and dialog.chosen_classes() is None
+    assert not cgan_dialog.class_group.isHidden() and cgan_dialog.class_list.count() == 10
+    assert cgan_dialog.class_list.item(3).text() == "3 · Dress"  # the bundled Fashion-MNIST's names
+    assert cgan_dialog.count.value() == 8 and cgan_dialog.count.accessibleName() == "Images per class"
+    assert cgan_dialog.chosen_classes() is None  # every class checked: the default, every class
+
+
+def test_a_grid_of_the_chosen_classes(qtbot, cgan_dialog, tmp_path):
+    _choose(cgan_dialog, grid=True)
+    cgan_dialog.count.setValue(5)
+    _check_classes(cgan_dialog, {1, 7})
+    assert cgan_dialog.chosen_classes() == (1, 7)
+    (path,) = _export(qtbot, cgan_dialog)
+    assert path.endswith("grid_n5_seed0_class1_7.png")
+    with Image.open(path) as grid:
+        assert grid.size == (5 * 30 + 2, 2 * 30 + 2)  # one row per chosen class
+
+
+def test_an_interpolation_per_class_and_no_class_is_an_error(qtbot, cgan_dialog):
+    _choose(cgan_dialog, interpolation="png")
+    cgan_dialog.steps.setValue(4)
+    _check_classes(cgan_dialog, {0, 9, 4})
+    (path,) = _export(qtbot, cgan_dialog)
+    with Image.open(path) as strip:
+        assert strip.size == (4 * 30 + 2, 3 * 30 + 2)
+    _check_classes(cgan_dialog, set())
+    assert cgan_dialog.start_export() is False and cgan_dialog.error.text() == "Choose at least one class"
+
+
+def test_screenshot_with_classes(qtbot, cgan_dialog, artifacts_dir):
+    _choose(cgan_dialog, grid=True, interpolation="png")
+    _check_classes(cgan_dialog, {0, 1, 2, 5})
+    cgan_dialog.show()
+    qtbot.waitExposed(cgan_dialog)
+    _export(qtbot, cgan_dialog)
+    qtbot.wait(50)
+    cgan_dialog.grab().save(str(artifacts_dir / "export_dialog_classes.png"))

@@ -1,0 +1,439 @@
+"""The latent explorer dock: one sample of the run's generator (decoder), moved along k directions.
+
+Everything torch does happens in one background thread owned by the dock (``LatentWorker``): reading
+the checkpoint, finding the directions, rendering. The dock sends it the current choice (a ``View``:
+sample, class, directions, slider values) and shows the uint8 image that comes back. Slider moves are
+throttled to one request per ``THROTTLE_MS`` and the worker renders only the latest request, so a fast
+drag never queues up stale images. Nothing loads while the dock is hidden.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from ganstudio.gui import threads
+from ganstudio.gui.gallery import to_qimage
+
+K = 5                 # directions, one slider each
+SLIDER_STEPS = 30     # a slider runs from -3σ to +3σ in steps of 0.1σ
+THROTTLE_MS = 15      # at most ~60 render requests a second while a slider is dragged
+IMAGE_SIDE = 224      # the image is scaled up (nearest neighbour) to about this many pixels
+SOURCE_TITLES = {"fixed": "Grid image", "real": "Real image", "seed": "Seed"}
+_MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class View:
+    """What to render: plain values, sent from the dock to the worker."""
+
+    run_id: int
+    source: str                       # "fixed", "real" or "seed"
+    index: int                        # image index, or the seed
+    label: int | None                 # the class, for a conditional G
+    kind: str                         # "principal" or "random"
+    coefficients: tuple[float, ...]   # in standard deviations along each direction
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """What the dock needs to know about a loaded run (plain data from the worker)."""
+
+    run_id: int
+    name: str
+    step: int
+    family: str
+    ema: bool
+    k: int
+    sources: tuple[str, ...]
+    sizes: dict[str, int] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()     # a conditional run's class names; empty otherwise
+
+
+class LatentWorker(QObject):
+    """Lives in the dock's thread; holds the run's networks and the explorer."""
+
+    loaded = Signal(object)    # LoadedRun
+    rendered = Signal(int, object)  # run_id, uint8 (H, W, C), a fresh array each time
+    failed = Signal(int, str)  # run_id, message
+    _wake = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()  # no parent: it moves to its thread
+        self._lock = threading.Lock()
+        self._pending: View | None = None
+        self._waking = False
+        self.run_id, self.run, self.explorer = -1, None, None
+        self._base_key = self._dir_key = None
+        self._directions: dict = {}
+        self._wake.connect(self._render_latest)  # emitted from the GUI thread: queued to this one
+
+    def request(self, view: View) -> None:
+        """Thread-safe: render ``view`` next, replacing any request not yet started."""
+        with self._lock:
+            self._pending = view
+            if self._waking:
+                return
+            self._waking = True
+        self._wake.emit()
+
+    @Slot()
+    def ready(self) -> None:
+        """The thread's start-up slot; work arrives as queued calls."""
+
+    @Slot(int, str)
+    def load(self, run_id: int, run_dir: str) -> None:
+        from ganstudio.export import class_names
+        from ganstudio.families import family_of
+        from ganstudio.latent import RunExplorer
+
+        self.run_id, self.run, self.explorer = run_id, None, None
+        self._base_key = self._dir_key = None
+        self._directions = {}
+        try:
+            run = RunExplorer.load(run_dir)
+            family = family_of(run.config)
+            self.run = run
+            self.loaded.emit(LoadedRun(
+                run_id, Path(run_dir).name, run.step, family.title, run.ema, min(K, run.g.z_dim), run.sources,
+                {s: run.source_size(s) for s in run.sources},
+                tuple(class_names(run.config)) if family.conditional else ()))
+        except Exception as err:  # noqa: BLE001 - shown in the dock, never raised out of a slot
+            self.failed.emit(run_id, _message(err))
+
+    @Slot()
+    def _render_latest(self) -> None:
+        with self._lock:
+            view, self._pending, self._waking = self._pending, None, False
+        if view is None or view.run_id != self.run_id or self.run is None:
+            return
+        try:
+            self._configure(view)
+            self.rendered.emit(view.run_id, self.explorer.render(view.coefficients))
+        except Exception as err:  # noqa: BLE001
+            self.failed.emit(view.run_id, _message(err))
+
+    def _configure(self, view: View) -> None:
+        from ganstudio.latent import LatentExplorer
+
+        run, k = self.run, min(K, self.run.g.z_dim)
+        base_key = (view.source, view.index, view.label)
+        dir_key = (view.kind, view.label if run.encoder is None else None)
+        if dir_key not in self._directions:  # principal directions cost a fraction of a second: once each
+            self._directions[dir_key] = run.directions(view.kind, k, label=view.label)
+        vectors, scales = self._directions[dir_key]
+        if self.explorer is None:
+            self.explorer = LatentExplorer(run.g, run.base(view.source, view.index), vectors, scales, view.label)
+        elif base_key != self._base_key:
+            self.explorer.set_base(run.base(view.source, view.index), view.label)
+        if dir_key != self._dir_key:
+            self.explorer.set_directions(vectors, scales)
+        self._base_key, self._dir_key = base_key, dir_key
+
+
+class LatentDock(QWidget):
+    """Pick a sample, move it along k latent directions with sliders, see the image change."""
+
+    image_shown = Signal()  # a rendered image (or a message) is on screen; tests wait on it
+    _load_requested = Signal(int, str)
+
+    def __init__(self, current_run: Callable[[], Path | None] | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("latent_dock")
+        self.current_run = current_run  # asked on show and on Reload, so the dock follows the studio's run
+        self.run_dir: Path | None = None
+        self.image: np.ndarray | None = None   # the image shown, uint8 (H, W, C)
+        self.info: LoadedRun | None = None
+        self._run_id = 0
+        self._loaded_dir: Path | None = None
+        self._thread = self._worker = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(THROTTLE_MS)
+        self._timer.timeout.connect(self._send)
+        self._create_widgets()
+        self._create_layout()
+        self._connect()
+        self._set_enabled(False)
+        self._show_message("Open or start a run: the explorer shows its last checkpoint.")
+
+    # --- building ------------------------------------------------------------------------------------
+    def _create_widgets(self) -> None:
+        self.header = _named(QLabel(), "latent_header", "Explored run")
+        self.header.setWordWrap(True)
+        self.reload_button = _named(QPushButton("Reload"), "latent_reload", "Reload the last checkpoint")
+        self.reload_button.setToolTip("Read the run's checkpoints/last.pt again (training saves a newer one)")
+        self.source = _named(QComboBox(), "latent_source", "Sample source")
+        self.index = _named(QSpinBox(), "latent_index", "Sample number or seed")
+        self.class_box = _named(QComboBox(), "latent_class", "Class")
+        self.kind = _named(QComboBox(), "latent_directions", "Directions")
+        self.kind.addItem("Principal", "principal")
+        self.kind.addItem("Random", "random")
+        self.sliders: list[QSlider] = []
+        self.slider_names: list[QLabel] = []
+        self.slider_values: list[QLabel] = []
+        for i in range(K):
+            slider = _named(QSlider(Qt.Horizontal), f"latent_slider_{i}", f"Direction {i + 1}")
+            slider.setRange(-SLIDER_STEPS, SLIDER_STEPS)
+            slider.setPageStep(5)
+            self.sliders.append(slider)
+            self.slider_names.append(QLabel(f"{i + 1}"))
+            value = QLabel("+0.0σ")
+            value.setMinimumWidth(44)
+            value.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.slider_values.append(value)
+        self.reset_button = _named(QPushButton("Reset"), "latent_reset", "Reset the sliders")
+        self.picture = _named(QLabel(), "latent_image", "Explored image")
+        self.picture.setAlignment(Qt.AlignCenter)
+        self.picture.setMinimumSize(IMAGE_SIDE, IMAGE_SIDE)
+        self.message = _named(QLabel(), "latent_message", "Explorer message")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+
+    def _create_layout(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(self.header, 1)
+        top.addWidget(self.reload_button)
+        form = QFormLayout()
+        sample = QHBoxLayout()
+        sample.addWidget(self.source, 1)
+        sample.addWidget(self.index, 1)
+        form.addRow("Sample:", sample)
+        self.class_label = QLabel("Class:")
+        form.addRow(self.class_label, self.class_box)
+        form.addRow("Directions:", self.kind)
+        sliders = QGridLayout()
+        for i in range(K):
+            sliders.addWidget(self.slider_names[i], i, 0)
+            sliders.addWidget(self.sliders[i], i, 1)
+            sliders.addWidget(self.slider_values[i], i, 2)
+        sliders.addWidget(self.reset_button, K, 1, Qt.AlignRight)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(form)
+        layout.addLayout(sliders)
+        layout.addWidget(self.picture, 1)
+        layout.addWidget(self.message)
+        self._show_classes(False)
+
+    def _connect(self) -> None:
+        self.reload_button.clicked.connect(self.reload)
+        self.reset_button.clicked.connect(self.reset_sliders)
+        self.source.currentIndexChanged.connect(self._on_source)
+        for widget in (self.index, self.class_box, self.kind):
+            signal = widget.valueChanged if isinstance(widget, QSpinBox) else widget.currentIndexChanged
+            signal.connect(self._on_choice)
+        for slider in self.sliders:
+            slider.valueChanged.connect(self._on_slider)
+
+    # --- the main window's API -------------------------------------------------------------------------
+    def set_run(self, run_dir: Path | None) -> None:
+        """Explore ``run_dir``'s last checkpoint (None: nothing); loads now if shown, else when shown."""
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.isVisible() and self.run_dir != self._loaded_dir:
+            self.reload()
+
+    @Slot()
+    def reload(self) -> None:
+        """Read the run's last checkpoint again (in the background) and show the same choice from it."""
+        if self.current_run is not None:
+            current = self.current_run()
+            self.run_dir = Path(current) if current is not None else None
+        self._loaded_dir = self.run_dir
+        self._run_id += 1
+        self.info = None
+        self._set_enabled(False)
+        if self.run_dir is None:
+            self.header.setText("No run")
+            self._show_message("Open or start a run: the explorer shows its last checkpoint.")
+            return
+        self.header.setText(f"<b>{html.escape(self.run_dir.name)}</b>")
+        self._show_message("Loading checkpoints/last.pt…")
+        self._ensure_thread()
+        self._load_requested.emit(self._run_id, str(self.run_dir))
+
+    def shutdown(self) -> None:
+        """Stop the background thread (waits for a load in progress); the main window calls it on close."""
+        self._timer.stop()
+        if self._thread is not None:
+            threads.stop_thread(self._thread)
+            self._thread = self._worker = None
+
+    @property
+    def coefficients(self) -> tuple[float, ...]:
+        return tuple(s.value() / 10 for s in self.sliders[:self.info.k if self.info else K])
+
+    def view(self) -> View:
+        label = self.class_box.currentIndex() if self.info and self.info.classes else None
+        return View(self._run_id, self.source.currentData() or "seed", self.index.value(), label,
+                    self.kind.currentData(), self.coefficients)
+
+    @Slot()
+    def reset_sliders(self) -> None:
+        for slider in self.sliders:
+            slider.blockSignals(True)
+            slider.setValue(0)
+            slider.blockSignals(False)
+        self._update_values()
+        self._schedule()
+
+    # --- events --------------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        current = self.current_run() if self.current_run is not None else self.run_dir
+        if current is not None and (Path(current) != self._loaded_dir or self.info is None and self._thread is None):
+            self.run_dir = Path(current)
+            self.reload()
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    # --- from the worker -------------------------------------------------------------------------------
+    @Slot(object)
+    def _on_loaded(self, info: LoadedRun) -> None:
+        if info.run_id != self._run_id:
+            return  # an older load finished after a newer one was asked for
+        self.info = info
+        ema = " · EMA weights" if info.ema else ""
+        self.header.setText(f"<b>{html.escape(info.name)}</b> · step {info.step:,} · {info.family}{ema}")
+        self._fill_choices(info)
+        self._set_enabled(True)
+        self._show_message("")
+        self._schedule()
+
+    @Slot(int, object)
+    def _on_rendered(self, run_id: int, image: np.ndarray) -> None:
+        if run_id != self._run_id:
+            return
+        self.image = image
+        h, w = image.shape[:2]
+        scale = max(1, IMAGE_SIDE // max(h, w))
+        self.picture.setPixmap(QPixmap.fromImage(to_qimage(image)).scaled(
+            w * scale, h * scale, Qt.KeepAspectRatio, Qt.FastTransformation))
+        self.image_shown.emit()
+
+    @Slot(int, str)
+    def _on_failed(self, run_id: int, message: str) -> None:
+        if run_id != self._run_id:
+            return
+        self._show_message(message, error=True)
+        self.image_shown.emit()
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return
+        self._worker = worker = LatentWorker()
+        self._load_requested.connect(worker.load)
+        worker.loaded.connect(self._on_loaded)
+        worker.rendered.connect(self._on_rendered)
+        worker.failed.connect(self._on_failed)
+        self._thread = threads.start_in_thread(worker, worker.ready, "ganstudio-latent")
+
+    def _fill_choices(self, info: LoadedRun) -> None:
+        widgets = (self.source, self.class_box, self.kind, self.index)
+        for widget in widgets:
+            widget.blockSignals(True)
+        previous = self.source.currentData()
+        self.source.clear()
+        for source in info.sources:
+            self.source.addItem(SOURCE_TITLES[source], source)
+        self.source.setCurrentIndex(max(0, self.source.findData(previous)))
+        self._set_index_range()
+        previous_class = self.class_box.currentIndex()
+        self.class_box.clear()
+        for k, name in enumerate(info.classes):
+            self.class_box.addItem(f"{k} · {name}" if name != f"class {k}" else name)
+        if info.classes:
+            self.class_box.setCurrentIndex(min(max(previous_class, 0), len(info.classes) - 1))
+        self._show_classes(bool(info.classes))
+        self.kind.setItemText(0, "Principal (PCA of codes)" if "real" in info.sources else "Principal (GANSpace)")
+        for i, slider in enumerate(self.sliders):
+            slider.setVisible(i < info.k)
+            self.slider_names[i].setVisible(i < info.k)
+            self.slider_values[i].setVisible(i < info.k)
+        for widget in widgets:
+            widget.blockSignals(False)
+        self._update_values()
+
+    def _set_index_range(self) -> None:
+        source = self.source.currentData()
+        if source == "seed" or self.info is None:
+            self.index.setRange(0, _MAX_SEED)
+            self.index.setToolTip("The seed of the noise")
+            return
+        size = self.info.sizes.get(source, 1)
+        self.index.setRange(0, max(0, size - 1))
+        self.index.setToolTip(f"Image 0 to {size - 1}")
+
+    def _show_classes(self, shown: bool) -> None:
+        self.class_label.setVisible(shown)
+        self.class_box.setVisible(shown)
+
+    def _set_enabled(self, enabled: bool) -> None:
+        for widget in (self.source, self.index, self.class_box, self.kind, self.reset_button, *self.sliders):
+            widget.setEnabled(enabled)
+
+    @Slot()
+    def _on_source(self) -> None:
+        self._set_index_range()
+        self._schedule()
+
+    @Slot()
+    def _on_choice(self) -> None:
+        self._schedule()
+
+    @Slot()
+    def _on_slider(self) -> None:
+        self._update_values()
+        self._schedule()
+
+    def _update_values(self) -> None:
+        prefix = "PC" if self.kind.currentData() == "principal" else "R"
+        for i, slider in enumerate(self.sliders):
+            self.slider_values[i].setText(f"{slider.value() / 10:+.1f}σ")
+            self.slider_names[i].setText(f"{prefix}{i + 1}")
+
+    def _schedule(self) -> None:
+        if self.info is not None and not self._timer.isActive():
+            self._timer.start()
+
+    @Slot()
+    def _send(self) -> None:
+        if self._worker is not None and self.info is not None:
+            self._update_values()
+            self._worker.request(self.view())
+
+    def _show_message(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #d64541;" if error else "")
+        self.message.setVisible(bool(text))
+
+
+def _named(widget, name: str, accessible: str):
+    widget.setObjectName(name)
+    widget.setAccessibleName(accessible)
+    return widget
+
+
+def _message(err: Exception) -> str:
+    """One line for the dock: the engine's messages already say what to do."""
+    from ganstudio.engine.checkpoint import CheckpointError
+
+    text = str(err)
+    if isinstance(err, CheckpointError) and "does not exist" in text:
+        return f"No checkpoint yet: {text}. Train the run until it saves one, then press Reload."
+    if isinstance(err, (CheckpointError, ValueError)):
+        return text[:1].upper() + text[1:]
+    return f"{type(err).__name__}: {text}"
