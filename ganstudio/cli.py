@@ -259,14 +259,16 @@ class _Progress:
 
         self.bar = tqdm(total=trainer.config.train.steps, initial=trainer.global_step, unit="step",
                         disable=not enabled, dynamic_ncols=True)
+        self.keys = [key for key, _ in trainer.family.plots[0].keys]  # the family's losses: D/G, recon, KL
 
     def __call__(self, event) -> None:
         from ganstudio.engine import StepStats, TrainWarning
 
         if isinstance(event, StepStats):
             self.bar.update(event.step - self.bar.n)
-            self.bar.set_postfix(loss_d=f"{event.loss_d:.3f}", loss_g=f"{event.loss_g:.3f}",
-                                 img_s=f"{event.images_per_s:.0f}", refresh=False)
+            row = event.to_json()
+            figures = {key: f"{row[key]:.3f}" for key in self.keys if key in row}
+            self.bar.set_postfix(**figures, img_s=f"{event.images_per_s:.0f}", refresh=False)
         elif isinstance(event, TrainWarning):
             self.bar.write(f"warning (step {event.step}): {event.message}", file=sys.stderr)
 

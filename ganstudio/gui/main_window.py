@@ -87,9 +87,10 @@ class MainWindow(QMainWindow):
         self.latent = LatentDock(current_run=lambda: self.run.run_dir)  # loads only while shown
         self.status = StatusBar()
         self.setStatusBar(self.status)
-        self.form.config_changed.connect(self.preview.set_config)
-        if self.form.config() is not None:
-            self.preview.set_config(self.form.config())
+        for follower in (self.preview, self.plots, self.metrics):  # each follows the model family
+            self.form.config_changed.connect(follower.set_config)
+            if self.form.config() is not None:
+                follower.set_config(self.form.config())
 
     def _create_actions(self) -> None:
         self.actions: dict[str, QAction] = {}
