@@ -89,3 +89,12 @@ def test_schedule_needs_a_horizon(tiny_config):
 
     with pytest.raises(ConfigError, match="optim.schedule_steps or train.steps"):
         tiny_config.with_overrides(["optim.schedule='cosine'"])
+
+
+def test_d_dropout_makes_d_noisy_while_training_only(tiny_config):
+    trainer = Trainer(tiny_config.with_overrides(["model.d_dropout=0.5", "model.d_norm='none'"]))
+    x = trainer.next_batch()[0]
+    with torch.no_grad():
+        assert not torch.equal(trainer.d(x), trainer.d(x))  # a fresh mask per call
+        trainer.d.eval()
+        assert torch.equal(trainer.d(x), trainer.d(x))
