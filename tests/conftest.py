@@ -51,3 +51,33 @@ def trained_run(tmp_path_factory):
     trainer.run()
     trainer.close()
     return path
+
+
+def _family_run(path, family: str, steps: int, **model):
+    from ganstudio.config import RunConfig
+    from ganstudio.engine import Trainer
+
+    vae = family == "vae"
+    config = RunConfig.model_validate({
+        "name": family, "data": {"source": "bundled", "max_images": 64, "image_size": 28, "holdout": 16},
+        "model": {"family": family, "arch": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8, **model},
+        "loss": {"name": "bernoulli"} if vae else {},
+        "optim": {"lr_g": 3e-3, "lr_d": 3e-3, "beta1": 0.9} if vae else {},
+        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
+                  "num_samples": 10, "seed": 3, "steps": steps}})
+    trainer = Trainer(config, path)
+    trainer.run()
+    trainer.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def cgan_run(tmp_path_factory):
+    """A 3-step tiny class-conditional DCGAN run (10 classes, z_dim 8). Read-only."""
+    return _family_run(tmp_path_factory.mktemp("cgan") / "cgan-run", "cgan", steps=3, num_classes=10)
+
+
+@pytest.fixture(scope="session")
+def vae_run(tmp_path_factory):
+    """A 20-step tiny DCGAN VAE run (z_dim 8, 16 held-out images): codes and images that differ. Read-only."""
+    return _family_run(tmp_path_factory.mktemp("vae") / "vae-run", "vae", steps=20)

@@ -249,33 +249,6 @@ def test_cli_export_help(capsys):
 
 
 # --- conditional generators and the autoencoder families -------------------------------------------
-def _family_run(path, family: str, **model):
-    from ganstudio.config import RunConfig
-    from ganstudio.engine import Trainer
-
-    loss = {"name": "bernoulli"} if family in ("vae", "autoencoder") else {}
-    config = RunConfig.model_validate({
-        "name": family, "data": {"source": "bundled", "max_images": 64, "image_size": 28},
-        "model": {"family": family, "arch": "dcgan", "z_dim": Z, "g_width": 8, "d_width": 8, **model},
-        "loss": loss,
-        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
-                  "num_samples": 10, "seed": 3, "steps": 3}})
-    trainer = Trainer(config, path)
-    trainer.run()
-    trainer.close()
-    return path
-
-
-@pytest.fixture(scope="module")
-def cgan_run(tmp_path_factory):
-    return _family_run(tmp_path_factory.mktemp("cgan") / "cgan-run", "cgan", num_classes=10)
-
-
-@pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
-    return _family_run(tmp_path_factory.mktemp("vae") / "vae-run", "vae")
-
-
 def _rows_are_classes(path, g, classes, n, seed):
     """Row r of the grid at ``path`` is seeded_noise(n, Z, seed) drawn as class classes[r]."""
     z = seeded_noise(n, Z, seed)

@@ -190,32 +190,6 @@ def test_fixed_noise_is_the_trainers(tiny_config):
 
 
 # --- real cgan and VAE runs ----------------------------------------------------------------------
-def _family_run(path, family: str, **model):
-    from ganstudio.config import RunConfig
-    from ganstudio.engine import Trainer
-
-    config = RunConfig.model_validate({
-        "name": family, "data": {"source": "bundled", "max_images": 64, "image_size": 28, "holdout": 16},
-        "model": {"family": family, "arch": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8, **model},
-        "loss": {"name": "bernoulli"} if family == "vae" else {},
-        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
-                  "num_samples": 10, "seed": 3, "steps": 3}})
-    trainer = Trainer(config, path)
-    trainer.run()
-    trainer.close()
-    return path
-
-
-@pytest.fixture(scope="module")
-def cgan_run(tmp_path_factory):
-    return _family_run(tmp_path_factory.mktemp("cgan") / "cgan-run", "cgan", num_classes=10)
-
-
-@pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
-    return _family_run(tmp_path_factory.mktemp("vae") / "vae-run", "vae")
-
-
 def test_a_cgan_run_is_explored_one_class_at_a_time(cgan_run):
     run = RunExplorer.load(cgan_run)
     assert run.sources == ("fixed", "seed") and run.g.num_classes == 10

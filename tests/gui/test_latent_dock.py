@@ -210,38 +210,13 @@ def test_the_main_window_shows_it_from_the_view_menu(qtbot, run, tmp_path, artif
 
 
 # --- real cgan and VAE runs ----------------------------------------------------------------------
-def _family_run(path, family: str, steps: int = 3, **model):
-    from ganstudio.config import RunConfig
-    from ganstudio.engine import Trainer
-
-    vae = family == "vae"
-    config = RunConfig.model_validate({
-        "name": family, "data": {"source": "bundled", "max_images": 64, "image_size": 28, "holdout": 16},
-        "model": {"family": family, "arch": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8, **model},
-        "loss": {"name": "bernoulli"} if vae else {},
-        "optim": {"lr_g": 3e-3, "lr_d": 3e-3, "beta1": 0.9} if vae else {},
-        "train": {"batch_size": 16, "device": "cpu", "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
-                  "num_samples": 10, "seed": 3, "steps": steps}})
-    trainer = Trainer(config, path)
-    trainer.run()
-    trainer.close()
-    return path
-
-
-@pytest.fixture(scope="module")
-def family_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("families")
-    return {"cgan": _family_run(root / "cgan-run", "cgan", num_classes=10),
-            "vae": _family_run(root / "vae-run", "vae", steps=20)}  # 20 steps: codes and images that differ
-
-
-def test_a_cgan_run_gets_a_class_picker_and_each_class_its_image(qtbot, dock, family_runs):
+def test_a_cgan_run_gets_a_class_picker_and_each_class_its_image(qtbot, dock, cgan_run):
     from ganstudio.engine.inference import fixed_noise, generate, load_generator
 
-    image = _open(qtbot, dock, family_runs["cgan"])
+    image = _open(qtbot, dock, cgan_run)
     assert dock.class_box.isVisible() and dock.class_box.count() == 10
     assert dock.class_box.itemText(9) == "9 · Ankle boot" and "Conditional GAN" in dock.header.text()
-    config, g = load_generator(family_runs["cgan"])
+    config, g = load_generator(cgan_run)
     assert np.array_equal(image, generate(g, fixed_noise(config, 1), torch.tensor([0]))[0])
     dock.class_box.setCurrentIndex(7)
     expected = generate(g, fixed_noise(config, 1), torch.tensor([7]))[0]
@@ -251,8 +226,8 @@ def test_a_cgan_run_gets_a_class_picker_and_each_class_its_image(qtbot, dock, fa
     qtbot.waitUntil(lambda: not np.array_equal(dock.image, before), timeout=WAIT_MS)
 
 
-def test_a_vae_run_starts_from_a_real_image(qtbot, dock, family_runs, artifacts_dir):
-    image = _open(qtbot, dock, family_runs["vae"])
+def test_a_vae_run_starts_from_a_real_image(qtbot, dock, vae_run, artifacts_dir):
+    image = _open(qtbot, dock, vae_run)
     assert dock.source.currentData() == "real" and dock.index.maximum() == 15  # the 16 held-out images
     assert dock.kind.itemText(0) == "Principal (PCA of codes)" and dock.class_box.isHidden()
     dock.index.setValue(4)
