@@ -38,6 +38,11 @@ class AutoencoderStrategy:
         eps = torch.randn(mu.shape, device=mu.device, generator=self.t.noise_rng)
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 
+    def model_input(self, images: Tensor) -> Tensor:
+        """uint8 (N, C, H, W) images as the encoder sees training batches: [-1, 1] floats on the device."""
+        x = images.to(self.t.device).float().div_(127.5).sub_(1)
+        return x.contiguous(memory_format=self.t.memory_format)
+
     def beta(self) -> float:
         """β, ramped up linearly over ``loss.kl_warmup`` steps."""
         cfg = self.t.config.loss
@@ -84,8 +89,7 @@ class AutoencoderStrategy:
         sums = {"recon_mse": 0.0, "recon": 0.0, "kl": 0.0}
         with eval_mode(t.d, t.g):
             for start in range(0, len(images), batch_size):
-                x = images[start:start + batch_size].to(t.device).float().div(127.5).sub(1)
-                x = x.contiguous(memory_format=t.memory_format)
+                x = self.model_input(images[start:start + batch_size])
                 recon, rec, kl = self.losses(x, sample=False)
                 sums["recon_mse"] += float(((recon.float() - x) / 2).square().flatten(1).mean(1).sum())
                 sums["recon"] += float(rec.sum())
@@ -103,7 +107,7 @@ class AutoencoderStrategy:
         """Decoded codes of uint8 (N, C, H, W) images, as [-1, 1] floats; eval mode, no randomness."""
         t = self.t
         with eval_mode(t.d, t.g):
-            x = images.to(t.device).float().div(127.5).sub(1).contiguous(memory_format=t.memory_format)
+            x = self.model_input(images)
             z, _, _ = self.encode(x, sample=False)
             decoder = t.sampler  # the EMA decoder when it is on, as for samples
             return decoder(z)

@@ -77,7 +77,8 @@ class EvalResult:
     num_samples: int  # the figures are FID@num_samples etc.
     extractor: str
     seconds: float
-    best: bool = False  # the best FID so far: checkpoints/best.pt now holds this state
+    best: bool = False  # the best primary metric so far (FID; reconstruction error for an autoencoder):
+    # checkpoints/best.pt now holds this state
     warnings: tuple[str, ...] = ()
 
 

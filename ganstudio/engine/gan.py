@@ -32,11 +32,17 @@ def grad_norm(module: nn.Module) -> Tensor:
 
 
 def clip_and_measure(module: nn.Module, max_norm: float, name: str, stats: Stats) -> None:
-    """Log the gradient norm the optimizer will apply; with clipping on, also the norm before it."""
+    """Log the gradient norm the optimizer will apply; with clipping on, also the norm before it.
+
+    Clipping scales the gradients to max_norm when they are longer, so the applied norm is
+    min(norm, max_norm): derived, not measured again.
+    """
     if max_norm > 0:
         params = [p for p in module.parameters() if p.grad is not None]
-        stats[f"{name}_unclipped"] = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
-    stats[name] = grad_norm(module)
+        unclipped = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        stats[f"{name}_unclipped"], stats[name] = unclipped, unclipped.clamp(max=max_norm)
+    else:
+        stats[name] = grad_norm(module)
 
 
 class GanStrategy:

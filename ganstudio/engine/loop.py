@@ -176,7 +176,7 @@ class TrainingLoop:
         path = t.run_dir.write_grid(t.global_step, images, t.grid_columns) if t.run_dir else None
         pairs = None
         if t.family.encoder:
-            pairs = t.reconstructions(min(32, max(1, t.config.train.num_samples // 2)))
+            pairs = t.reconstructions()
             if t.run_dir:
                 t.run_dir.write_reconstructions(t.global_step, pairs)
         self.emit(Samples(t.global_step, images, path, t.grid_columns, pairs))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -171,8 +172,11 @@ class Trainer:
                 else load_images(self.config.data, limit=n).images
         return self._held_out
 
-    def reconstructions(self, pairs: int = 32) -> np.ndarray:
-        """uint8 (2·pairs, H, W, C): held-out images and their reconstructions, interleaved."""
+    def reconstructions(self, pairs: int | None = None) -> np.ndarray:
+        """uint8 (2·pairs, H, W, C): held-out images and their reconstructions, interleaved; by default as
+        many pairs as fill the sample grid's cells (train.num_samples), at most 32."""
+        if pairs is None:
+            pairs = min(32, max(1, self.config.train.num_samples // 2))
         real = self.held_out_images()[:pairs]
         recon = self.strategy.reconstruct(real)
         real = real.permute(0, 2, 3, 1).numpy()
@@ -196,8 +200,6 @@ class Trainer:
     def evaluate(self, n: int | None = None):
         """An EvalReport: FID, KID, … (``eval.metrics``) of n generated images (default ``eval.num_samples``);
         for autoencoders the reconstruction error of held-out images instead, and both for a VAE."""
-        import time
-
         from ganstudio.metrics.evaluate import EvalReport
 
         n = n or self.config.eval.num_samples
