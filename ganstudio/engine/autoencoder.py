@@ -56,6 +56,12 @@ class AutoencoderStrategy:
         rec = reconstruction_loss(self.t.config.loss.name, recon, images)
         return recon, rec, (kl_normal(mu, logvar) if self.variational else None)
 
+    def batches_per_step(self, kind: str) -> int:
+        return 1
+
+    def counts_as_step(self, kind: str) -> bool:
+        return True  # D-only/G-only mean nothing here: every kind is a whole step
+
     def train_step(self, next_batch: Batch, kind: str = "both") -> Stats:
         """One update of encoder and decoder together; D-only/G-only steps mean nothing here, so any
         ``kind`` is a whole step."""

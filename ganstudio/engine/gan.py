@@ -74,6 +74,14 @@ class GanStrategy:
         return torch.randint(self.t.config.model.num_classes, (n,), device=self.t.device, generator=self.t.noise_rng)
 
     # --- the step ---------------------------------------------------------------------------------------
+    def batches_per_step(self, kind: str) -> int:
+        """Real batches one ``kind`` of step takes: n_critic D steps, one, or none for a G step."""
+        return self.t.config.optim.n_critic if kind == "both" else int(kind == "d")
+
+    def counts_as_step(self, kind: str) -> bool:
+        """A D-only update leaves G (and the step count) where it was."""
+        return kind != "d"
+
     def train_step(self, next_batch: Batch, kind: str = "both") -> Stats:
         """``kind``: "both" (n_critic D steps then one G step), "d" (one D step) or "g" (one G step)."""
         stats: Stats = {}

@@ -78,7 +78,7 @@ class TrainingLoop:
     def _one_step(self, action: str) -> None:
         t, train = self.t, self.t.config.train
         before = t.global_step
-        self.acc.add(t.train_step(action), train.batch_size * _d_steps(t, action))
+        self.acc.add(t.train_step(action), train.batch_size * t.strategy.batches_per_step(action))
         step = t.global_step
         if step == before:  # a D-only step: report it, nothing else is due
             self._report()
@@ -249,13 +249,6 @@ class TrainingLoop:
                 self._checkpoint(final=True)
         finally:
             self.emit(RunFinished(t.global_step, reason, t.run_dir.path if t.run_dir else None, error))
-
-
-def _d_steps(t: Trainer, action: str) -> int:
-    """Real images one action consumes (in batches): n_critic D steps, one, or none for a G step."""
-    if not t.family.adversarial:
-        return 1
-    return t.config.optim.n_critic if action == "both" else int(action == "d")
 
 
 def _explain(err: Exception, t: Trainer) -> str:

@@ -99,7 +99,7 @@ class Trainer:
         if self.config.optim.schedule != "constant":
             self._set_learning_rates()
         stats = self.strategy.train_step(self.next_batch, kind)
-        if kind != "d" or not self.family.adversarial:  # an autoencoder step is always whole
+        if self.strategy.counts_as_step(kind):
             self.global_step += 1
             if self.g_ema is not None:
                 self._update_ema()
