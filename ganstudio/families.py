@@ -98,6 +98,19 @@ def family_of(config) -> Family:
     return FAMILIES[config.model.family]
 
 
+def batches_per_step(config, kind: str = "both") -> int:
+    """Real batches one ``kind`` of step takes ("both", "d" or "g"): n_critic D updates for a GAN's full
+    step, one for a D step, none for a G step; an autoencoder's every step is one batch."""
+    if not family_of(config).adversarial:
+        return 1
+    return config.optim.n_critic if kind == "both" else int(kind == "d")
+
+
+def images_per_step(config, kind: str = "both") -> int:
+    """Real images one ``kind`` of step reads: what images/s counts. The one place this is computed."""
+    return config.train.batch_size * batches_per_step(config, kind)
+
+
 def check_config(config) -> str | None:
     """The first reason ``config`` cannot train, phrased for its author; None when it can."""
     family = family_of(config)

@@ -42,6 +42,17 @@ _FAMILY_SPECIFIC = {"loss_d", "loss_g", "d_real", "d_fake"}
 
 
 @dataclass(frozen=True)
+class Progress:
+    """The step count, several times a second between logging points: host integers and a clock, so it
+    costs no device sync (the figures stay on ``log_every``)."""
+
+    step: int
+    epoch: int
+    steps_per_s: float   # counted steps per second of training time, over the last interval
+    images_per_s: float  # real images read per second (families.images_per_step), over the same interval
+
+
+@dataclass(frozen=True)
 class Samples:
     step: int
     images: np.ndarray  # uint8 (N, H, W, C)
@@ -90,4 +101,4 @@ class RunFinished:
     error: str | None = None
 
 
-Event = StepStats | Samples | CheckpointSaved | TrainWarning | EvalStarted | EvalResult | RunFinished
+Event = StepStats | Progress | Samples | CheckpointSaved | TrainWarning | EvalStarted | EvalResult | RunFinished
