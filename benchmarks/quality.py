@@ -39,6 +39,7 @@ from ganstudio.data import load_images
 from ganstudio.data.idx import read_idx
 from ganstudio.engine import Trainer
 from ganstudio.engine.inference import eval_images
+from ganstudio.families import images_per_step
 from ganstudio.metrics.features import make_extractor
 from ganstudio.metrics.scores import compute_metrics
 
@@ -163,15 +164,14 @@ def families(args) -> None:
         trainer = Trainer(config, Path(args.keep) / name if args.keep else None)
         trainer.run()
         family = trainer.family
-        per_step = config.train.batch_size * (config.optim.n_critic if family.adversarial else 1)
         row = {"name": name, "family": family.name, "steps": trainer.global_step,
-               "img/s": trainer.global_step * per_step / trainer.elapsed}
+               "img/s": trainer.global_step * images_per_step(config) / trainer.elapsed}
         if not family.encoder or family.variational:
             images = to_28(eval_images(trainer.sampler, config, args.samples))
             row.update(compute_metrics(real, extractor.features(images), extractor.probabilities(images),
                                        ["fid", "kid", "is", "pr"]))
         if family.encoder:
-            row.update(trainer.strategy.held_out_metrics(held_out))
+            row.update(trainer.strategy.held_out_metrics(trainer.state, held_out))
         trainer.close()
         rows.append(row)
         print(f"  {name}: {row['steps']} steps", flush=True)

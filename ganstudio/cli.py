@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from ganstudio import __version__
 
@@ -156,9 +157,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     path = checkpoint_path(args.run_dir, args.checkpoint)
     config, g = load_generator(args.run_dir, args.checkpoint, device)
-    overrides = ([f"eval.num_samples={args.n}"] if args.n else []) + \
-        ([f"eval.metrics={json.dumps(args.metrics.split(','))}"] if args.metrics else [])
-    config = config.with_overrides(overrides)
+    changes = ({"eval.num_samples": args.n} if args.n else {}) | \
+        ({"eval.metrics": args.metrics.split(",")} if args.metrics else {})
+    config = config.with_changes(changes, "the command line")
     evaluator = Evaluator(config.data, config.eval, device)
     fake = eval_images(g, config, config.eval.num_samples)
     report = evaluator.evaluate(fake)
@@ -202,26 +203,29 @@ def _metric_table(metrics: dict[str, float], n: int) -> list[str]:
     return lines
 
 
-def _train_overrides(args: argparse.Namespace) -> list[str]:
-    overrides = list(args.overrides)
+def _train_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` items and the shortcut flags (``--steps``, ...) as one ``{dotted key: value}``."""
+    from ganstudio.config import parse_overrides
+
+    changes = parse_overrides(args.overrides)
     for flag, key in (("steps", "train.steps"), ("max_time", "train.max_time"), ("device", "train.device"),
                       ("seed", "train.seed")):
         value = getattr(args, flag)
         if value is not None:
-            overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
-    return overrides
+            changes[key] = value
+    return changes
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ganstudio.config import RunConfig, load_preset
     from ganstudio.engine import Control, RunDir, Trainer
 
-    overrides = _train_overrides(args)
+    changes = _train_changes(args)
     if args.resume:
-        trainer = Trainer.resume(args.resume, overrides)
+        trainer = Trainer.resume(args.resume, changes)
     else:
-        config = RunConfig.load(args.config, overrides) if args.config else \
-            load_preset(args.preset or "dcgan-fashion", overrides)
+        config = RunConfig.load(args.config, changes) if args.config else \
+            load_preset(args.preset or "dcgan-fashion", changes)
         run_dir = RunDir(args.run_dir) if args.run_dir else RunDir.new("runs", config.name)
         if run_dir.last_checkpoint.exists():
             raise FileExistsError(f"{run_dir.path} already holds a run; continue it with --resume {run_dir.path}")
@@ -252,7 +256,8 @@ def _stop_on_interrupt(control):
 
 
 class _Progress:
-    """tqdm bar fed by the Trainer's events (updated at logging intervals)."""
+    """tqdm bar fed by the Trainer's events: the step a few times a second (Progress), the figures at
+    logging intervals (StepStats)."""
 
     def __init__(self, trainer, enabled: bool) -> None:
         from tqdm import tqdm
@@ -262,9 +267,11 @@ class _Progress:
         self.keys = [key for key, _ in trainer.family.plots[0].keys]  # the family's losses: D/G, recon, KL
 
     def __call__(self, event) -> None:
-        from ganstudio.engine import StepStats, TrainWarning
+        from ganstudio.engine import Progress, StepStats, TrainWarning
 
-        if isinstance(event, StepStats):
+        if isinstance(event, Progress):
+            self.bar.update(event.step - self.bar.n)
+        elif isinstance(event, StepStats):
             self.bar.update(event.step - self.bar.n)
             row = event.to_json()
             figures = {key: f"{row[key]:.3f}" for key in self.keys if key in row}

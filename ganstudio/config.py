@@ -1,24 +1,31 @@
-"""The one run configuration: validation, TOML, CLI overrides and (later) the GUI form all come from here.
+"""The one run configuration, section by section: validation, TOML, CLI overrides and the GUI form all
+come from these fields.
 
-Every field carries a title, a one-line description, its bounds or choices, and whether it may change
-while a run is going (``live``). A bad value raises :class:`ConfigError`, whose message names the field,
-the value, what is allowed and where the value came from (a TOML file, ``--set``, or code).
+Every field carries a title, a one-line description, its bounds or choices (the names in
+``catalog.py``), and whether it may change while a run is going (``live``). A bad value raises
+:class:`ConfigError`, whose entries name the field, the value, what is allowed and where the value came
+from (a TOML file, ``--set``, the form, or code); ``config_io.py`` builds them, and reads overrides and
+presets.
 """
 
 from __future__ import annotations
 
-import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ganstudio import catalog, config_io
+from ganstudio.config_io import (ConfigError, ConfigProblem, RuleError, parse_override, parse_overrides,
+                                 preset_description, preset_names, preset_path)
+from ganstudio.families import check_config
 from ganstudio.fileio import atomic_write_bytes
-from ganstudio.resources import resource
 
-TORCHVISION_SOURCES = ("MNIST", "FashionMNIST", "KMNIST", "CIFAR10", "SVHN", "CelebA")
-DATA_SOURCES = ("bundled", "folder", *(f"torchvision:{name}" for name in TORCHVISION_SOURCES))
+__all__ = ["ConfigError", "ConfigProblem", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig",
+           "RunConfig", "TrainConfig", "allowed", "field_keys", "from_dict", "is_live", "load_preset",
+           "parse_override", "parse_overrides", "preset_description", "preset_names", "preset_path"]
 
 
 def _field(default: Any, title: str, description: str, *, live: bool = False, **bounds: Any) -> Any:
@@ -31,7 +38,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: Literal[DATA_SOURCES] = _field(  # type: ignore[valid-type]
+    source: Literal[catalog.DATA_SOURCE_NAMES] = _field(  # type: ignore[valid-type]
         "bundled", "Dataset",
         "bundled = 10k Fashion-MNIST images shipped with ganstudio; torchvision:NAME = a torchvision "
         "dataset; folder = your own images")
@@ -61,21 +68,19 @@ class DataConfig(Section):
     @model_validator(mode="after")
     def _source_needs(self) -> DataConfig:
         if self.source == "folder" and self.path is None:
-            raise ValueError("data.source = 'folder' needs data.path, the folder of images")
+            raise RuleError("data.source = 'folder' needs data.path, the folder of images",
+                            ("data.path", "data.source"))
         return self
 
 
-FAMILIES = ("gan", "cgan", "autoencoder", "vae")
-
-
 class ModelConfig(Section):
-    family: Literal[FAMILIES] = _field(  # type: ignore[valid-type]
+    family: Literal[catalog.FAMILY_NAMES] = _field(  # type: ignore[valid-type]
         "gan", "Family",
         "gan = unconditional GAN; cgan = class-conditional GAN (needs labels); autoencoder = encoder + "
         "decoder trained to reconstruct; vae = variational autoencoder (Kingma & Welling 2014)")
-    arch: Literal["mlp", "dcgan"] = _field(
+    arch: Literal[tuple(catalog.ARCH_CHOICES)] = _field(  # type: ignore[valid-type]
         "dcgan", "Architecture", "mlp = fully connected G and D; dcgan = convolutional (Radford et al. 2015)")
-    d_arch: Literal["same", "mlp", "dcgan"] = _field(
+    d_arch: Literal[tuple(catalog.D_ARCH_CHOICES)] = _field(  # type: ignore[valid-type]
         "same", "D architecture", "same = as the generator's; mlp or dcgan mixes bodies (e.g. an MLP G with "
         "a conv D); for autoencoders the encoder's body")
     z_dim: int = _field(100, "Latent size", "Length of the noise vector z fed to the generator", ge=1, le=4096)
@@ -97,18 +102,14 @@ class ModelConfig(Section):
     num_classes: int = _field(
         10, "Classes", "Number of classes a cgan is conditioned on; the data's labels must be below it",
         ge=2, le=1000)
-    conditioning: Literal["projection", "concat"] = _field(
+    conditioning: Literal[tuple(catalog.CONDITIONING_CHOICES)] = _field(  # type: ignore[valid-type]
         "projection", "D conditioning",
         "How a cgan's D sees the label: projection = inner product of a class embedding with D's features "
         "(Miyato & Koyama 2018); concat = the embedding joined to D's input")
 
 
-GAN_LOSSES = ("minimax", "bce", "lsgan", "wgan", "wgan-gp", "hinge")
-RECON_LOSSES = ("mse", "bernoulli")
-
-
 class LossConfig(Section):
-    name: Literal[GAN_LOSSES + RECON_LOSSES] = _field(  # type: ignore[valid-type]
+    name: Literal[tuple(catalog.LOSS_CHOICES)] = _field(  # type: ignore[valid-type]
         "bce", "Loss",
         "GANs: minimax = original log(1-D(G(z))); bce = non-saturating; lsgan = least squares; "
         "wgan = weight clipping; wgan-gp = gradient penalty; hinge = SAGAN hinge. Autoencoder/VAE "
@@ -138,11 +139,9 @@ class LossConfig(Section):
         "avoids the posterior collapsing before the decoder learns", ge=0)
 
 
-SCHEDULES = ("constant", "linear", "cosine", "step")
-
-
 class OptimConfig(Section):
-    name: Literal["adam", "rmsprop", "sgd"] = _field("adam", "Optimizer", "Optimizer used for both G and D")
+    name: Literal[catalog.OPTIMIZER_NAMES] = _field(  # type: ignore[valid-type]
+        "adam", "Optimizer", "Optimizer used for both G and D")
     lr_g: float = _field(2e-4, "G learning rate", "Generator learning rate", live=True, gt=0.0, le=1.0)
     lr_d: float = _field(2e-4, "D learning rate", "Discriminator learning rate", live=True, gt=0.0, le=1.0)
     beta1: float = _field(0.5, "Adam β1", "Adam's first-moment decay (0.5 for GANs)", live=True, ge=0.0, lt=1.0)
@@ -156,7 +155,7 @@ class OptimConfig(Section):
         0.0, "G grad clip", "Clip G's gradient norm to this before each step (0 = off)", live=True, ge=0.0)
     clip_d: float = _field(
         0.0, "D grad clip", "Clip D's gradient norm to this before each step (0 = off)", live=True, ge=0.0)
-    schedule: Literal[SCHEDULES] = _field(  # type: ignore[valid-type]
+    schedule: Literal[tuple(catalog.SCHEDULE_CHOICES)] = _field(  # type: ignore[valid-type]
         "constant", "LR schedule",
         "constant; linear or cosine decay to 0 over the schedule steps; step = halve every schedule steps")
     schedule_steps: int | None = _field(
@@ -207,18 +206,15 @@ class TrainConfig(Section):
         False, "TensorBoard", "Also write scalars and sample grids as TensorBoard events (needs tensorboard)")
 
 
-METRICS = ("fid", "kid", "is", "pr", "dc")
-
-
 class EvalConfig(Section):
-    metrics: list[Literal[METRICS]] = _field(  # type: ignore[valid-type]
+    metrics: list[Literal[tuple(catalog.METRIC_CHOICES)]] = _field(  # type: ignore[valid-type]
         ["fid", "kid", "is", "pr"], "Metrics",
         "fid = Fréchet distance; kid = kernel inception distance; is = inception score; "
         "pr = precision and recall; dc = density and coverage", min_length=1)
     num_samples: int = _field(
         2000, "Samples", "Generated (and real) images per evaluation; FID needs thousands to mean much",
         live=True, ge=10, le=100_000)
-    extractor: Literal["auto", "classifier", "inception", "random"] = _field(
+    extractor: Literal[tuple(catalog.EXTRACTOR_CHOICES)] = _field(  # type: ignore[valid-type]
         "auto", "Feature extractor",
         "auto = the bundled Fashion-MNIST classifier for 1-channel 28/32 px data, Inception-v3 for RGB, "
         "else fixed random projections; classifier/inception/random force one")
@@ -244,12 +240,10 @@ class RunConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig, title="Evaluation")
 
     @model_validator(mode="after")
-    def _loss_fits_model(self) -> RunConfig:
-        from ganstudio.families import check_config
-
+    def _fits_family(self) -> RunConfig:
         problem = check_config(self)
         if problem:
-            raise ValueError(problem)
+            raise RuleError(problem.message, problem.fields)
         return self
 
     # --- I/O ---------------------------------------------------------------------------------------
@@ -260,157 +254,51 @@ class RunConfig(BaseModel):
         atomic_write_bytes(Path(path), self.to_toml().encode())
 
     @classmethod
-    def load(cls, path: str | Path, overrides: list[str] = ()) -> RunConfig:
-        """Read a TOML file, then apply ``--set KEY=VALUE`` overrides."""
+    def load(cls, path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> RunConfig:
+        """Read a TOML file, then apply overrides: ``--set`` strings (``"train.steps=500"``) or a mapping
+        of dotted keys (``{"train.steps": 500}``); errors in those say they came from ``--set``."""
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as err:
-            raise ConfigError(f"cannot read config file {path}: {err}") from None
-        return from_dict(apply_overrides(data, overrides), source=str(path), overrides=overrides)
+        changes = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+        data = config_io.apply_changes(cls, config_io.read_toml(path), changes, "--set")
+        return from_dict(data, source=str(path), changed=changes)
 
-    def with_overrides(self, overrides: list[str]) -> RunConfig:
-        data = self.model_dump(mode="json", exclude_none=True)
-        return from_dict(apply_overrides(data, overrides), source="config", overrides=overrides)
+    def with_changes(self, changes: Mapping[str, Any], source: str = "--set") -> RunConfig:
+        """A copy with the dotted fields in ``changes`` set (``{"train.steps": 500}``), validated; an
+        error about a changed field says it came from ``source``. A value of None clears the field."""
+        data = config_io.apply_changes(RunConfig, self.model_dump(mode="json", exclude_none=True), changes, source)
+        return from_dict(data, source="config", changed=changes, changed_source=source)
+
+    def with_overrides(self, overrides: Sequence[str]) -> RunConfig:
+        """A copy with ``--set`` strings applied (``["optim.lr_g=1e-4"]``)."""
+        return self.with_changes(parse_overrides(overrides))
 
     def updated(self, key: str, value: Any, source: str = "code") -> RunConfig:
         """A copy with one dotted field changed, validated like any other input."""
-        data = self.model_dump(mode="json", exclude_none=True)
-        _set_dotted(data, key, value)
-        return from_dict(data, source=source)
+        return self.with_changes({key: value}, source)
 
 
-class ConfigError(ValueError):
-    """A configuration problem, phrased for the person who wrote the config."""
+def from_dict(data: dict, *, source: str = "code", changed: Sequence[str] | Mapping[str, Any] = (),
+              changed_source: str = "--set") -> RunConfig:
+    """Validate a config dict; errors say a value came from ``changed_source`` for the dotted keys in
+    ``changed``, from ``source`` for the rest."""
+    return config_io.validate(RunConfig, data, source=source, changed=set(changed), changed_source=changed_source)
 
 
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in resource("presets").glob("*.toml"))
-
-
-def preset_path(name: str) -> Path:
-    path = resource("presets", f"{name}.toml")
-    if not path.is_file():
-        raise ConfigError(f"no preset named {name!r}; presets: {', '.join(preset_names())}")
-    return path
-
-
-def preset_description(name: str) -> str:
-    """The first comment line of a preset file, which says what it is."""
-    for line in preset_path(name).read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
-
-
-def load_preset(name: str, overrides: list[str] = ()) -> RunConfig:
+def load_preset(name: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> RunConfig:
     return RunConfig.load(preset_path(name), overrides)
+
+
+def field_keys() -> list[str]:
+    """Every dotted field of a RunConfig, in schema order."""
+    return config_io.field_keys(RunConfig)
+
+
+def allowed(key: str) -> str:
+    """What the dotted field ``key`` accepts, in words: its choices or its bounds."""
+    return config_io.allowed(RunConfig, key)
 
 
 def is_live(key: str) -> bool:
     """Whether the dotted field ``key`` may change while training runs."""
-    info = _field_info(key)
+    info = config_io.field_info(RunConfig, key)
     return bool(info and (info.json_schema_extra or {}).get("live"))
-
-
-# --- overrides and error messages -------------------------------------------------------------------
-def parse_override(item: str) -> tuple[str, Any]:
-    """``"optim.lr_g=1e-4"`` -> ``("optim.lr_g", 0.0001)``; values are read as TOML, else as text."""
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr_g=1e-4")
-    text = text.strip()
-    if text.lower() in ("none", "null", ""):
-        return key, None
-    try:
-        return key, tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return key, text
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    for item in overrides:
-        key, value = parse_override(item)
-        if _field_info(key) is None:
-            raise ConfigError(f"--set {item!r}: unknown field {key!r}; fields: {', '.join(field_keys())}")
-        _set_dotted(data, key, value)
-    return data
-
-
-def from_dict(data: dict, *, source: str = "code", overrides: list[str] = ()) -> RunConfig:
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as err:
-        set_keys = {parse_override(o)[0] for o in overrides}
-        lines = [_describe_error(e, source, set_keys) for e in err.errors()]
-        raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
-
-
-def field_keys() -> list[str]:
-    return [f"{name}.{sub}" if sub else name for name, sub in _walk_fields()]
-
-
-def _walk_fields():
-    for name, info in RunConfig.model_fields.items():
-        section = info.annotation
-        if isinstance(section, type) and issubclass(section, Section):
-            for sub in section.model_fields:
-                yield name, sub
-        else:
-            yield name, None
-
-
-def _field_info(key: str):
-    model: type[BaseModel] = RunConfig
-    info = None
-    for part in key.split("."):
-        info = model.model_fields.get(part) if model else None
-        if info is None:
-            return None
-        annotation = info.annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return info
-
-
-def _set_dotted(data: dict, key: str, value: Any) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        data = data.setdefault(part, {})
-    if value is None:
-        data.pop(last, None)
-    else:
-        data[last] = value
-
-
-def allowed(key: str) -> str:
-    """What a field accepts, in words: its choices or its bounds."""
-    info = _field_info(key)
-    if info is None:
-        return ""
-    choices = getattr(info.annotation, "__args__", None)
-    if choices and all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in choices) and \
-            getattr(info.annotation, "__origin__", None) is Literal:
-        return "one of " + ", ".join(repr(c) for c in choices)
-    parts = []
-    for meta in info.metadata:
-        for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
-            if getattr(meta, attr, None) is not None:
-                parts.append(f"{sign} {getattr(meta, attr)}")
-    return "allowed " + " and ".join(parts) if parts else ""
-
-
-def _describe_error(error: dict, source: str, set_keys: set[str]) -> str:
-    key = ".".join(str(p) for p in error["loc"])
-    msg = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "value_error":  # a cross-field rule from a model validator names its fields
-        origin = "--set" if any(k in msg for k in set_keys) else source
-        return f"{msg} (from {origin})"
-    origin = "--set" if key in set_keys else source
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown field (from {origin})"
-    value = error.get("input")
-    rule = allowed(key)
-    return f"{key} = {value!r}: {msg}" + (f"; {rule}" if rule and rule not in msg else "") + f" (from {origin})"

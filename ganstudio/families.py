@@ -1,14 +1,16 @@
 """What each model family is, as data: its losses, the settings that apply to it, its plots and metrics.
 
 The config validator, the CLI and the studio's form and plots all read this table, so a family is
-described once. Nothing here imports torch: the studio reads it before torch is loaded.
+described once; the names of families and losses, and what each loss can do, come from ``catalog.py``.
+``check_config`` holds the rules that join fields of different sections; the config's model validator
+calls it. Nothing here imports torch or the config: the studio reads it before torch is loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ganstudio.config import GAN_LOSSES, RECON_LOSSES
+from ganstudio.catalog import GAN_LOSS_NAMES, LOSS_CHOICES, RECON_LOSS_NAMES
 
 # Settings that only mean something when a discriminator is trained against a generator.
 _ADVERSARIAL = frozenset({
@@ -71,23 +73,23 @@ _RECON_PLOTS = (
     Plot("Gradient norms", (("grad_norm_d", "|∇encoder|"), ("grad_norm_g", "|∇decoder|")), log_y=True),
 )
 
-FAMILIES: dict[str, Family] = {
+FAMILIES: dict[str, Family] = {  # one per catalog.FAMILY_NAMES, in that order
     "gan": Family(
         "gan", "GAN", "Unconditional GAN: G maps noise to images, D tells them from real ones",
-        GAN_LOSSES, adversarial=True, hidden=_CONDITIONAL | _VAE),
+        GAN_LOSS_NAMES, adversarial=True, hidden=_CONDITIONAL | _VAE),
     "cgan": Family(
         "cgan", "Conditional GAN", "Class-conditional GAN (Mirza & Osindero 2014): G and D both see the "
-        "label, so you pick the class of every sample", GAN_LOSSES, adversarial=True, conditional=True,
+        "label, so you pick the class of every sample", GAN_LOSS_NAMES, adversarial=True, conditional=True,
         hidden=_VAE),
     "autoencoder": Family(
         "autoencoder", "Autoencoder", "Encoder + decoder trained to reproduce their input through a small "
         "code; its codes are not a distribution, so decoding random noise gives no real image",
-        RECON_LOSSES, adversarial=False, encoder=True, primary_metric="recon_mse", plots=_RECON_PLOTS,
+        RECON_LOSS_NAMES, adversarial=False, encoder=True, primary_metric="recon_mse", plots=_RECON_PLOTS,
         titles=_AE_TITLES, hidden=(_ADVERSARIAL - _ENCODER) | _CONDITIONAL | _VAE),
     "vae": Family(
         "vae", "VAE", "Variational autoencoder (Kingma & Welling 2014): the encoder gives a Gaussian per "
         "image, a KL term pulls it to N(0, I), so decoding noise from the prior gives new images",
-        RECON_LOSSES, adversarial=False, encoder=True, variational=True,
+        RECON_LOSS_NAMES, adversarial=False, encoder=True, variational=True,
         plots=(Plot("ELBO parts", (("recon", "reconstruction"), ("kl", "KL"), ("loss", "−ELBO (β-weighted)"))),
                *_RECON_PLOTS[1:]),
         titles=_AE_TITLES, hidden=(_ADVERSARIAL - _ENCODER) | _CONDITIONAL),
@@ -111,24 +113,44 @@ def images_per_step(config, kind: str = "both") -> int:
     return config.train.batch_size * batches_per_step(config, kind)
 
 
-def check_config(config) -> str | None:
+@dataclass(frozen=True)
+class Mismatch:
+    """Settings that cannot train together: the fields involved (the one to change first) and why."""
+
+    fields: tuple[str, ...]
+    message: str
+
+
+def check_config(config) -> Mismatch | None:
     """The first reason ``config`` cannot train, phrased for its author; None when it can."""
     family = family_of(config)
     loss, model = config.loss.name, config.model
     if loss not in family.losses:
-        kind = "a GAN loss" if loss in GAN_LOSSES else "a reconstruction loss"
-        return (f"loss.name = {loss!r} cannot train model.family = {family.name!r}: {loss!r} is {kind}; "
-                f"{family.name} takes {', '.join(map(repr, family.losses))}")
-    if family.adversarial and loss == "wgan-gp" and model.d_norm == "batch":
-        return ("loss.name = 'wgan-gp' cannot be used with model.d_norm = 'batch' (batch norm mixes "
-                "samples, which breaks the per-sample gradient penalty); use 'layer' or 'none'")
-    if config.loss.label_smoothing > 0 and loss not in ("minimax", "bce", "lsgan"):
-        return (f"loss.label_smoothing = {config.loss.label_smoothing} needs a loss with a target for real "
-                f"images (bce, minimax or lsgan); loss.name = {loss!r} has none")
+        kind = "a reconstruction loss" if LOSS_CHOICES[loss].reconstruction else "a GAN loss"
+        return Mismatch(("loss.name", "model.family"),
+                        f"loss.name = {loss!r} cannot train model.family = {family.name!r}: {loss!r} is {kind}; "
+                        f"{family.name} takes {', '.join(map(repr, family.losses))}")
+    if family.adversarial and LOSS_CHOICES[loss].gradient_penalty and model.d_norm == "batch":
+        return Mismatch(("loss.name", "model.d_norm"),
+                        f"loss.name = {loss!r} cannot be used with model.d_norm = 'batch' (batch norm mixes "
+                        "samples, which breaks the per-sample gradient penalty); use 'layer' or 'none'")
+    if config.loss.label_smoothing > 0 and not LOSS_CHOICES[loss].label_smoothing:
+        smoothed = [name for name, choice in LOSS_CHOICES.items() if choice.label_smoothing]
+        return Mismatch(("loss.label_smoothing", "loss.name"),
+                        f"loss.label_smoothing = {config.loss.label_smoothing} needs a loss with a target for "
+                        f"real images ({_or(smoothed)}); loss.name = {loss!r} has none")
     o = config.optim
     if o.schedule in ("linear", "cosine") and o.schedule_steps is None and config.train.steps is None:
-        return (f"optim.schedule = {o.schedule!r} decays over optim.schedule_steps or train.steps; "
-                "set one of them")
+        return Mismatch(("optim.schedule", "optim.schedule_steps", "train.steps"),
+                        f"optim.schedule = {o.schedule!r} decays over optim.schedule_steps or train.steps; "
+                        "set one of them")
     if o.schedule == "step" and o.schedule_steps is None:
-        return "optim.schedule = 'step' halves the learning rates every optim.schedule_steps steps; set it"
+        return Mismatch(("optim.schedule", "optim.schedule_steps"),
+                        "optim.schedule = 'step' halves the learning rates every optim.schedule_steps steps; "
+                        "set it")
     return None
+
+
+def _or(names: list[str]) -> str:
+    """``["bce", "minimax", "lsgan"]`` -> ``"bce, minimax or lsgan"``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -1,5 +1,9 @@
 """Training objectives as small pure functions: GAN losses picked by name from ``LOSSES``, D's
-penalties, and the autoencoder/VAE reconstruction and KL terms.
+penalties, and the autoencoder/VAE reconstruction (``RECON_LOSSES``) and KL terms.
+
+The registries are built from ``catalog.LOSS_CHOICES``: GAN loss ``foo`` is ``foo_d`` and ``foo_g`` here
+("-" read as "_"), reconstruction loss ``foo`` is ``foo_recon``; what a loss can do (label smoothing, a
+gradient penalty, ...) is its catalog row. A new loss is its functions here plus one row there.
 
 Every GAN loss takes raw discriminator outputs (no sigmoid) and returns a scalar to minimise; every D
 loss takes a ``smoothing`` keyword (one-sided label smoothing), which the losses without a real-image
@@ -17,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganstudio.catalog import LOSS_CHOICES, LossChoice
+
 
 # --- minimax / non-saturating (Goodfellow et al. 2014, "Generative Adversarial Nets") -----------------
 def bce_d(real: Tensor, fake: Tensor, smoothing: float = 0.0) -> Tensor:
@@ -29,6 +35,9 @@ def bce_d(real: Tensor, fake: Tensor, smoothing: float = 0.0) -> Tensor:
     if smoothing:  # target t: t·softplus(−r) + (1 − t)·softplus(r), BCE-with-logits in its safe form
         real_term = (1 - smoothing) * real_term + smoothing * F.softplus(real)
     return real_term.mean() + F.softplus(fake).mean()
+
+
+minimax_d = bce_d  # the original GAN and its non-saturating fix differ only in G's objective
 
 
 def minimax_g(fake: Tensor) -> Tensor:
@@ -63,6 +72,9 @@ def wgan_d(real: Tensor, fake: Tensor, smoothing: float = 0.0) -> Tensor:
 def wgan_g(fake: Tensor) -> Tensor:
     """G maximises the critic's score on its samples."""
     return -fake.mean()
+
+
+wgan_gp_d, wgan_gp_g = wgan_d, wgan_g  # WGAN-GP is WGAN with the gradient penalty added by the step
 
 
 # --- hinge (Lim & Ye 2017 "Geometric GAN"; Miyato et al. 2018; Zhang et al. 2019 "SAGAN") -------------
@@ -131,21 +143,18 @@ class GanLoss:
     description: str = ""
 
 
-LOSSES: dict[str, GanLoss] = {  # keys are the choices of LossConfig.name
-    "minimax": GanLoss(bce_d, minimax_g, probability=True, label_smoothing=True,
-                       description="Original GAN: G minimises log(1 − D(G(z))); saturates when D wins"),
-    "bce": GanLoss(bce_d, bce_g, probability=True, label_smoothing=True,
-                   description="Non-saturating GAN: G maximises log D(G(z)); the usual default"),
-    "lsgan": GanLoss(lsgan_d, lsgan_g, probability=False, label_smoothing=True,
-                     description="Least squares GAN (Mao et al. 2017): squared error to targets 0 and 1"),
-    "wgan": GanLoss(wgan_d, wgan_g, probability=False, clip_weights=True,
-                    description="Wasserstein GAN (Arjovsky et al. 2017) with weight clipping; use n_critic 5"),
-    "wgan-gp": GanLoss(wgan_d, wgan_g, probability=False, gradient_penalty=True,
-                       description="Wasserstein GAN with gradient penalty (Gulrajani et al. 2017); D without "
-                                   "batch norm"),
-    "hinge": GanLoss(hinge_d, hinge_g, probability=False,
-                     description="Hinge loss (Geometric GAN, SAGAN): margins at ±1 for D"),
-}
+def _function(name: str, suffix: str) -> Callable[..., Tensor]:
+    found = globals().get(f"{name.replace('-', '_')}_{suffix}")
+    if found is None:
+        raise NotImplementedError(f"catalog loss {name!r} needs a function {name.replace('-', '_')}_{suffix} "
+                                  "in ganstudio/losses.py")
+    return found
+
+
+def _gan_loss(choice: LossChoice) -> GanLoss:
+    return GanLoss(_function(choice.name, "d"), _function(choice.name, "g"), probability=choice.probability,
+                   clip_weights=choice.clip_weights, gradient_penalty=choice.gradient_penalty,
+                   label_smoothing=choice.label_smoothing, description=choice.description)
 
 
 # --- autoencoder / VAE (Kingma & Welling 2014, "Auto-Encoding Variational Bayes") ----------------------
@@ -167,19 +176,17 @@ def bernoulli_recon(recon: Tensor, target: Tensor) -> Tensor:
     return -(t * p.log() + (1 - t) * (1 - p).log()).flatten(1).sum(1)
 
 
-_RECON_FNS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mse": mse_recon, "bernoulli": bernoulli_recon}
-
-RECON_LOSSES: dict[str, str] = {  # keys are config.RECON_LOSSES; the values are the form's tooltips
-    "mse": "Squared error summed over pixels (on the [0, 1] scale): a Gaussian decoder",
-    "bernoulli": "Per-pixel binary cross-entropy summed over pixels: a Bernoulli decoder, sharper on "
-                 "near-binary images such as MNIST",
-}
+# --- the registries: catalog.LOSS_CHOICES's rows, with their code ----------------------------------------
+LOSSES: dict[str, GanLoss] = {  # the GAN values of LossConfig.name
+    name: _gan_loss(choice) for name, choice in LOSS_CHOICES.items() if not choice.reconstruction}
+RECON_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {  # the autoencoder/VAE values of LossConfig.name
+    name: _function(name, "recon") for name, choice in LOSS_CHOICES.items() if choice.reconstruction}
 
 
 def reconstruction_loss(name: str, recon: Tensor, target: Tensor) -> Tensor:
     """The reconstruction term ``name`` (a key of ``RECON_LOSSES``) of each image: shape (B,)."""
     try:
-        fn = _RECON_FNS[name]
+        fn = RECON_LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown reconstruction loss {name!r}; choose one of {', '.join(RECON_LOSSES)}") from None
     return fn(recon, target)

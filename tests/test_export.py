@@ -9,7 +9,7 @@ from PIL import Image
 
 from ganstudio.cli import main
 from ganstudio.engine.inference import generate, seeded_noise
-from ganstudio.engine.rundir import grid_image
+from ganstudio.grids import grid_image
 from ganstudio.export import (
     ExportCancelled, ExportError, ExportPlan, checkpoint_step, export_grid, export_interpolation,
     export_progress_gif, export_singles, interpolate, load_for_export, run_plan, sample_files,
@@ -67,6 +67,24 @@ def test_progress_gif_has_one_frame_per_sample_in_step_order(run, tmp_path):
         with Image.open(samples[0]) as first:
             assert gif.size == (first.width, first.height + 14)  # the "step N" label strip
     assert export_progress_gif(run, tmp_path / "from_run.gif") == 4  # the run folder works too
+
+
+def test_progress_gif_takes_grids_and_steps_from_the_sample_index(tmp_path):
+    from ganstudio.engine.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.create()
+    grey = np.full((16, 28, 28, 1), 120, dtype=np.uint8)
+    for step in (0, 5, 10):
+        run.write_grid(step, grey)
+        run.write_reconstructions(step, grey[:8])  # not frames of the progress GIF
+    wide = run.write_grid(5, np.full((30, 28, 28, 1), 80, dtype=np.uint8), columns=10)  # a resume rewrote step 5
+    assert sample_files(run.path) == [(0, run.sample_path(0)), (5, wide), (10, run.sample_path(10))]
+    assert export_progress_gif(run.path, tmp_path / "p.gif") == 3
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames == 3 and gif.size == (10 * 30 + 2, 4 * 30 + 2 + 14)  # the largest grids, and a label
+        gif.seek(1)
+        assert np.asarray(gif.convert("L"))[3, 3] == 80  # step 5's grid as the index's last row names it
 
 
 def test_sample_files_sort_by_step_number_not_name(tmp_path):

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganstudio import losses
-from ganstudio.config import GAN_LOSSES, RECON_LOSSES, ConfigError, LossConfig, from_dict
+from ganstudio.catalog import GAN_LOSS_NAMES, LOSS_CHOICES, RECON_LOSS_NAMES, LossChoice
+from ganstudio.config import ConfigError, LossConfig, from_dict
 from ganstudio.losses import LOSSES, clip_weights_, gradient_penalty, kl_normal, r1_penalty, reconstruction_loss
 
 LN2, LN3 = math.log(2), math.log(3)
@@ -22,17 +23,33 @@ LOGITS = torch.tensor([0.0, LN3])
 
 def test_registry_keys_are_the_config_choices():
     assert list(LOSSES) == ["minimax", "bce", "lsgan", "wgan", "wgan-gp", "hinge"]
-    assert set(LOSSES) == set(GAN_LOSSES)
-    assert set(GAN_LOSSES + RECON_LOSSES) == set(typing.get_args(LossConfig.model_fields["name"].annotation))
+    assert set(LOSSES) == set(GAN_LOSS_NAMES)
+    assert set(GAN_LOSS_NAMES + RECON_LOSS_NAMES) == set(typing.get_args(LossConfig.model_fields["name"].annotation))
     assert all(loss.description for loss in LOSSES.values())
     assert [k for k, v in LOSSES.items() if v.probability] == ["minimax", "bce"]
     assert [k for k, v in LOSSES.items() if v.clip_weights] == ["wgan"]
     assert [k for k, v in LOSSES.items() if v.gradient_penalty] == ["wgan-gp"]
     assert [k for k, v in LOSSES.items() if v.label_smoothing] == ["minimax", "bce", "lsgan"]
-    assert list(losses.RECON_LOSSES) == list(RECON_LOSSES) and all(losses.RECON_LOSSES.values())
+    assert list(losses.RECON_LOSSES) == list(RECON_LOSS_NAMES) and all(map(callable, losses.RECON_LOSSES.values()))
 
 
-@pytest.mark.parametrize("name", GAN_LOSSES)
+def test_every_catalog_loss_has_its_code_and_every_registered_loss_its_row():
+    assert set(LOSSES) | set(losses.RECON_LOSSES) == set(LOSS_CHOICES)
+    for name, choice in LOSS_CHOICES.items():
+        if choice.reconstruction:
+            assert losses.RECON_LOSSES[name] is getattr(losses, f"{name}_recon")
+        else:
+            assert LOSSES[name].d is getattr(losses, f"{name.replace('-', '_')}_d")
+            assert LOSSES[name].label_smoothing == choice.label_smoothing
+            assert LOSSES[name].description == choice.description
+
+
+def test_a_catalog_loss_without_its_functions_is_named_at_import():
+    with pytest.raises(NotImplementedError, match="needs a function focal_d"):
+        losses._gan_loss(LossChoice("focal", "a new loss"))
+
+
+@pytest.mark.parametrize("name", GAN_LOSS_NAMES)
 def test_the_config_takes_label_smoothing_exactly_for_the_losses_that_use_it(name):
     data = {"loss": {"name": name, "label_smoothing": 0.1}, "model": {"d_norm": "none"}}
     if LOSSES[name].label_smoothing:

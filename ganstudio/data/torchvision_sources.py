@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import platformdirs
@@ -18,7 +20,7 @@ import torch
 from ganstudio.config import DataConfig
 from ganstudio.data.base import DataError
 from ganstudio.data.idx import parse_idx, read_idx_bytes
-from ganstudio.data.sources import ArraySource, FileSource, Source, idx_source
+from ganstudio.data.source_types import ArraySource, FileSource, Source, idx_source
 from ganstudio.fileio import atomic_write
 
 MNIST_FAMILY = ("MNIST", "FashionMNIST", "KMNIST")
@@ -53,11 +55,9 @@ def cache_root() -> Path:
 
 
 def torchvision_source(cfg: DataConfig) -> Source:
+    """The training split of ``cfg.source`` (``torchvision:NAME``), from the cache, imported or downloaded."""
     name = cfg.source.removeprefix("torchvision:")
-    root = cache_root()
-    if name in MNIST_FAMILY:
-        return _mnist_like(name, root, cfg)
-    return {"CIFAR10": _cifar10, "SVHN": _svhn, "CelebA": _celeba}[name](root, cfg)
+    return READERS[name](cache_root(), cfg)
 
 
 def _missing(name: str, where: Path, cfg: DataConfig) -> DataError:
@@ -237,3 +237,9 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+READERS: dict[str, Callable[[Path, DataConfig], Source]] = {  # catalog.TORCHVISION_DATASETS, each one's reader
+    **{name: partial(_mnist_like, name) for name in MNIST_FAMILY},
+    "CIFAR10": _cifar10, "SVHN": _svhn, "CelebA": _celeba,
+}

@@ -1,13 +1,30 @@
-"""The training engine: pure Python and torch, no Qt."""
+"""The training engine: pure Python and torch, no Qt.
 
-from ganstudio.engine.checkpoint import CheckpointError
-from ganstudio.engine.control import Control
-from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Event, RunFinished, Samples, StepStats,
-                                     TrainWarning)
-from ganstudio.engine.rundir import RunDir
-from ganstudio.engine.trainer import Trainer, TrainingError, resolve_device
+Importing this package loads nothing heavy: each name below is imported from its module on first use
+(PEP 562), so the studio can use ``Control``, ``RunDir`` and the events on its GUI thread before torch
+has loaded. ``Trainer`` and the rest bring torch in when first touched.
+"""
 
-__all__ = [
-    "CheckpointError", "CheckpointSaved", "Control", "EvalResult", "EvalStarted", "Event", "RunDir", "RunFinished", "Samples",
-    "StepStats", "Trainer", "TrainingError", "TrainWarning", "resolve_device",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {  # name -> the module that defines it
+    "CheckpointError": "checkpoint",
+    "Control": "control",
+    "RunDir": "rundir",
+    "Trainer": "trainer", "resolve_device": "trainer",
+    "TrainingError": "errors",
+    **{name: "events" for name in ("CheckpointSaved", "EvalResult", "EvalStarted", "Event", "Progress",
+                                   "RunFinished", "Samples", "StepStats", "TrainWarning")},
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value

@@ -60,6 +60,8 @@ class Samples:
     columns: int | None = None  # images per grid row (a cgan: one row per class); None = a square grid
     # autoencoder/VAE: real held-out images and their reconstructions, interleaved (real, recon, real, …)
     reconstructions: np.ndarray | None = None
+    reconstructions_path: Path | None = None  # their PNG (RunDir.write_reconstructions), when there is one
+    row_classes: tuple[int, ...] | None = None  # a cgan grid's class per row (as RunDir.write_grid records)
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,10 @@ import torch
 from torch import nn
 
 from ganstudio.config import ConfigError, RunConfig, from_dict
-from ganstudio.engine import checkpoint
+from ganstudio.engine import checkpoint, seeds
 from ganstudio.engine.rundir import RunDir
 from ganstudio.families import family_of
 from ganstudio.models import build_models
-
-EVAL_SEED_OFFSET = 4   # evaluation noise: train.seed + 4, the same at every step and in `ganstudio eval`
-FIXED_SEED_OFFSET = 3  # the Trainer's fixed sample noise: train.seed + 3 (trainer.py draws it the same way)
-
 
 def checkpoint_path(run_or_file: str | Path, which: str = "last") -> Path:
     """A checkpoint file from a run folder and a name (``last``), or a file given directly."""
@@ -84,8 +80,6 @@ def class_labels(n: int, classes: int) -> torch.Tensor:
 def generate(g: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256
              ) -> np.ndarray:
     """uint8 (N, H, W, C) images for the latent vectors ``z`` (and, for a conditional G, ``labels``)."""
-    from ganstudio.engine.trainer import to_uint8
-
     if num_classes(g):
         if labels is None:
             raise ValueError(f"this generator is conditioned on {num_classes(g)} classes: give one label per "
@@ -101,6 +95,12 @@ def generate(g: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, 
     return np.concatenate(parts) if parts else np.zeros((0, 1, 1, 1), np.uint8)
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float (N, C, H, W) -> uint8 (N, H, W, C) numpy."""
+    images = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
 def seeded_noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
     """(n, z_dim) standard normal noise from its own generator: the same seed gives the same rows."""
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
@@ -108,7 +108,7 @@ def seeded_noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
 
 def fixed_noise(config: RunConfig, n: int | None = None) -> torch.Tensor:
     """The first ``n`` rows (default all ``train.num_samples``) of the noise the run's sample grids use."""
-    rows = seeded_noise(config.train.num_samples, config.model.z_dim, config.train.seed + FIXED_SEED_OFFSET)
+    rows = seeded_noise(config.train.num_samples, config.model.z_dim, config.train.seed + seeds.FIXED)
     return rows if n is None else rows[:n]
 
 
@@ -122,7 +122,7 @@ def eval_images(g: nn.Module, config: RunConfig, n: int) -> torch.Tensor:
     g.eval()
     try:
         labels = class_labels(n, num_classes(g)) if num_classes(g) else None
-        images = generate(g, seeded_noise(n, config.model.z_dim, config.train.seed + EVAL_SEED_OFFSET), labels)
+        images = generate(g, seeded_noise(n, config.model.z_dim, config.train.seed + seeds.EVAL), labels)
     finally:
         g.train(was_training)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

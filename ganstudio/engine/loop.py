@@ -1,25 +1,62 @@
 """The training loop: control, budgets, logging, samples, checkpoints and the NaN guard.
 
-Per step it only queues work on the device. It waits for the device at the reporting points
-(every ``log_every`` steps, a sample grid, a checkpoint), which is also where the NaN guard looks.
+Per step it only queues work on the device. It waits for the device at the reporting points (every
+``log_every`` steps, a sample grid, a checkpoint), which is also where the NaN guard looks. Between
+them it reports the step count (a host integer) a few times a second.
+
+The loop drives a Trainer through its public methods (``train_step``, ``snapshot``/``restore``,
+``sample``, ``evaluate``, ``save_checkpoint`` …) and keeps its own bookkeeping: the clock, the pending
+figures, the last good state.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from ganstudio.config import ConfigError
 from ganstudio.engine.checkpoint import CheckpointError
 from ganstudio.engine.control import Control
 from ganstudio.engine.diagnostics import Diagnostics
-from ganstudio.engine.events import CheckpointSaved, EvalResult, EvalStarted, Event, RunFinished, Samples, TrainWarning
+from ganstudio.engine.errors import TrainingError
+from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Event, Progress, RunFinished, Samples,
+                                     TrainWarning)
 from ganstudio.engine.stats import StatsAccumulator, all_finite
-from ganstudio.engine.trainer import Trainer, TrainingError
+from ganstudio.families import images_per_step
 from ganstudio.losses import LOSSES
+
+PROGRESS_INTERVAL = 0.1  # seconds between Progress events: a live status bar without a device sync
+
+
+class Trainer(Protocol):
+    """What the loop uses of ``engine.trainer.Trainer`` (which imports this module, not the reverse)."""
+
+    config: Any          # RunConfig, replaced by live changes
+    family: Any          # families.Family
+    device: torch.device
+    run_dir: Any         # RunDir or None
+    global_step: int
+    epoch: int
+    elapsed: float       # training seconds of the whole run; the loop keeps it current
+    evals_since_best: int
+    grid_columns: int | None
+
+    def train_step(self, kind: str) -> dict[str, torch.Tensor]: ...
+    def make_stats(self, means: dict[str, float], acc: StatsAccumulator, seconds: float) -> Any: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    def restore(self, snapshot: dict[str, Any]) -> None: ...
+    def set_hparam(self, key: str, value: Any) -> None: ...
+    def sample(self) -> np.ndarray: ...
+    def grid_row_classes(self) -> list[int] | None: ...
+    def reconstructions(self) -> np.ndarray: ...
+    def evaluate(self, n: int) -> Any: ...
+    def record_score(self, score: float | None) -> bool: ...
+    def save_checkpoint(self, path: Path | None = None) -> Path: ...
 
 
 class TrainingLoop:
@@ -35,6 +72,7 @@ class TrainingLoop:
         self.rollbacks = 0
         self.started = self.mark = time.perf_counter()
         self.paused_for = 0.0  # seconds spent paused: not training time, for budgets and wall_time
+        self.pace = _Pace(self.started)
         adversarial = trainer.family.adversarial
         self.diagnostics = Diagnostics(LOSSES[trainer.config.loss.name].probability) if adversarial else None
         self.said: set[str] = set()  # evaluation warnings already given (each once per session)
@@ -61,11 +99,7 @@ class TrainingLoop:
                     reason = "stopped"
                     break
                 if action == "wait":
-                    idle = time.perf_counter() - waited
-                    self.paused_for += idle
-                    self.mark += idle  # images/s counts training time only
-                    if self.acc.steps:
-                        self._report()  # show a paused run's last figures at once
+                    self._paused(time.perf_counter() - waited)
                     continue
                 self._one_step(action)
         except Exception as err:  # noqa: BLE001 - reported to the caller below, then re-raised
@@ -78,8 +112,10 @@ class TrainingLoop:
     def _one_step(self, action: str) -> None:
         t, train = self.t, self.t.config.train
         before = t.global_step
-        self.acc.add(t.train_step(action), train.batch_size * t.strategy.batches_per_step(action))
+        images = images_per_step(t.config, action)
+        self.acc.add(t.train_step(action), images)
         step = t.global_step
+        self._progress(images, counted=step != before)
         if step == before:  # a D-only step: report it, nothing else is due
             self._report()
             return
@@ -92,14 +128,22 @@ class TrainingLoop:
         if train.eval_every and step % train.eval_every == 0:
             self._evaluate()
 
+    def _paused(self, idle: float) -> None:
+        """Time spent waiting while paused is not training time: not for budgets, images/s or ETAs."""
+        self.paused_for += idle
+        self.mark += idle
+        self.pace.mark += idle
+        if self.acc.steps:
+            self._report()  # show a paused run's last figures at once
+
     def _budget_reached(self) -> str | None:
-        train = self.t.config.train
-        if train.steps is not None and self.t.global_step >= train.steps:
+        t, train = self.t, self.t.config.train
+        if train.steps is not None and t.global_step >= train.steps:
             return "steps"
         if train.max_time is not None and self._training_time() >= train.max_time:
             return "time"
-        patience = self.t.config.eval.early_stop
-        if patience is not None and self.t.evals_since_best >= patience:
+        patience = t.config.eval.early_stop
+        if patience is not None and t.evals_since_best >= patience:
             return "early-stop"
         return None
 
@@ -122,6 +166,17 @@ class TrainingLoop:
                 continue
             if self.t.run_dir:
                 self.t.run_dir.write_config(self.t.config)
+
+    # --- between reporting points: host figures only ---------------------------------------------------
+    def _progress(self, images: int, counted: bool) -> None:
+        pace = self.pace
+        pace.steps += counted
+        pace.images += images
+        now = time.perf_counter()
+        if now - pace.mark >= PROGRESS_INTERVAL or self.control.paused:
+            seconds = max(now - pace.mark, 1e-9)
+            self.emit(Progress(self.t.global_step, self.t.epoch, pace.steps / seconds, pace.images / seconds))
+            self.pace = _Pace(now)
 
     # --- reporting points (host-device syncs) -----------------------------------------------------
     def _report(self) -> bool:
@@ -157,7 +212,7 @@ class TrainingLoop:
                 f"lowering the learning rates to lr_g={t.config.optim.lr_g:.3g}, lr_d={t.config.optim.lr_d:.3g}; "
                 "try a smaller learning rate or another loss. The last good checkpoint is intact")
         bad_step = t.global_step
-        t.load_state_dict(copy.deepcopy(self.good))  # the snapshot must survive being loaded again
+        t.restore(self.good)
         for name in ("lr_g", "lr_d"):
             t.set_hparam(f"optim.{name}", getattr(t.config.optim, name) * train.nan_lr_factor)
         if t.run_dir:
@@ -172,14 +227,15 @@ class TrainingLoop:
         if not self._report():
             return
         t = self.t
-        images = t.sample()
-        path = t.run_dir.write_grid(t.global_step, images, t.grid_columns) if t.run_dir else None
-        pairs = None
+        images, row_classes = t.sample(), t.grid_row_classes()
+        path = t.run_dir.write_grid(t.global_step, images, t.grid_columns, row_classes) if t.run_dir else None
+        pairs = pairs_path = None
         if t.family.encoder:
             pairs = t.reconstructions()
             if t.run_dir:
-                t.run_dir.write_reconstructions(t.global_step, pairs)
-        self.emit(Samples(t.global_step, images, path, t.grid_columns, pairs))
+                pairs_path = t.run_dir.write_reconstructions(t.global_step, pairs)
+        self.emit(Samples(t.global_step, images, path, t.grid_columns, pairs, pairs_path,
+                          tuple(row_classes) if row_classes else None))
 
     def _evaluate(self) -> None:
         """Score the model (eval.metrics, or reconstruction for autoencoders), keep checkpoints/best.pt by
@@ -190,16 +246,11 @@ class TrainingLoop:
         n = t.config.eval.num_samples
         self.emit(EvalStarted(t.global_step, n))
         report = t.evaluate(n)
-        score = report.metrics.get(t.family.primary_metric)
-        best = score is not None and score < t.best_score
-        if best:
-            t.best_score, t.evals_since_best = score, 0
-            if t.run_dir:
-                self._save(t.run_dir.checkpoints_dir / "best.pt")
-        elif score is not None:
-            t.evals_since_best += 1
+        best = t.record_score(report.metrics.get(t.family.primary_metric))
+        if best and t.run_dir:
+            self._save(t.run_dir.checkpoints_dir / "best.pt")
         if t.run_dir:
-            t.run_dir.append_metrics({"step": t.global_step, "epoch": t.batches.epoch, **report.row()})
+            t.run_dir.append_metrics({"step": t.global_step, "epoch": t.epoch, **report.row()})
         self.emit(EvalResult(t.global_step, report.metrics, n, report.extractor, report.seconds, best,
                              tuple(report.warnings)))
         for message in report.warnings:
@@ -249,6 +300,13 @@ class TrainingLoop:
                 self._checkpoint(final=True)
         finally:
             self.emit(RunFinished(t.global_step, reason, t.run_dir.path if t.run_dir else None, error))
+
+
+class _Pace:
+    """Steps and images since ``mark`` (perf_counter seconds, shifted past pauses): the Progress rate."""
+
+    def __init__(self, mark: float) -> None:
+        self.mark, self.steps, self.images = mark, 0, 0
 
 
 def _explain(err: Exception, t: Trainer) -> str:

@@ -32,7 +32,7 @@ def _step(step: int, horizon: int) -> float:
     return 0.5 ** (step // horizon)
 
 
-LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {  # keys are config.SCHEDULES
+LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {  # keys are catalog.SCHEDULE_CHOICES
     "constant": _constant,   # 1 throughout
     "linear": _linear,       # 1 − step / horizon, down to 0 at the horizon
     "cosine": _cosine,       # ½(1 + cos(π·step / horizon)): slow start and end, fast middle

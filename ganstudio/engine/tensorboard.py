@@ -8,7 +8,7 @@ import numpy as np
 
 from ganstudio.config import ConfigError
 from ganstudio.engine.events import Event, RunFinished, Samples, StepStats
-from ganstudio.engine.rundir import grid_image
+from ganstudio.grids import grid_image
 
 
 class TensorBoardWriter:
@@ -28,7 +28,7 @@ class TensorBoardWriter:
                 if key not in ("step", "epoch", "steps") and isinstance(value, float):
                     self.writer.add_scalar(key, value, event.step)
         elif isinstance(event, Samples):
-            self.writer.add_image("samples", np.asarray(grid_image(event.images).convert("RGB")),
+            self.writer.add_image("samples", np.asarray(grid_image(event.images, event.columns).convert("RGB")),
                                   event.step, dataformats="HWC")
         elif isinstance(event, RunFinished):
             self.writer.close()

@@ -1,7 +1,9 @@
-"""The Trainer: builds data, models and optimizers from a RunConfig and trains them.
+"""The Trainer: a run's training state, its data, its run folder, and what can be done with them.
 
 ``step()`` and ``sample()`` are for interactive use and tests; ``run(control, callbacks)`` is the loop
-the CLI and the studio drive. The loop is in ``engine/loop.py``; this file holds the state.
+the CLI and the studio drive (``engine/loop.py``). The state a step changes is a plain
+:class:`~ganstudio.engine.state.TrainState`; the step itself is the family's strategy (``gan.py`` or
+``autoencoder.py``), which sees that state and nothing else.
 """
 
 from __future__ import annotations
@@ -9,29 +11,27 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganstudio.config import ConfigError, RunConfig, from_dict, is_live
 from ganstudio.data import build_batches
-from ganstudio.engine import checkpoint
-from ganstudio.engine.autoencoder import AutoencoderStrategy, eval_mode
-from ganstudio.engine.events import StepStats
-from ganstudio.engine.gan import GanStrategy
+from ganstudio.engine import autoencoder, checkpoint, gan, seeds
+from ganstudio.engine.errors import TrainingError
+from ganstudio.engine.events import RunFinished, StepStats
+from ganstudio.engine.inference import eval_images, to_uint8
+from ganstudio.engine.loop import TrainingLoop
 from ganstudio.engine.rundir import RunDir
-from ganstudio.engine.schedules import lr_factor, schedule_horizon
+from ganstudio.engine.state import TrainState, apply_optim_settings, build_state, eval_mode, set_learning_rates
 from ganstudio.engine.stats import StatsAccumulator
 from ganstudio.families import family_of
-from ganstudio.models import build_models
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, out of memory, ...); the message says what to try."""
+__all__ = ["Trainer", "TrainingError", "resolve_device", "to_uint8"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,63 +44,88 @@ def resolve_device(name: str) -> torch.device:
 
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: str | Path | RunDir | None = None) -> None:
-        self.config = config
         self.family = family_of(config)
         train = config.train
-        self.device = resolve_device(train.device)
+        device = resolve_device(train.device)
         if train.threads:
             torch.set_num_threads(train.threads)  # process-wide; part of what makes a resume bit-exact
         random.seed(train.seed)
         np.random.seed(train.seed % 2**32)
         torch.manual_seed(train.seed)
 
-        self.batches = build_batches(config.data, batch_size=train.batch_size, device=self.device, seed=train.seed)
+        self.batches = build_batches(config.data, batch_size=train.batch_size, device=device, seed=train.seed)
         if self.family.conditional:
             _check_labels(config, self.batches)
-        self.g, self.d = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
-        # channels-last pays off for convolutions only; an MLP flattens its input either way
-        convs = {config.model.arch, config.model.d_arch} - {"same"}
-        self.memory_format = torch.channels_last if train.channels_last and "dcgan" in convs \
-            else torch.contiguous_format
-        self.g.to(self.device, memory_format=self.memory_format)
-        self.d.to(self.device, memory_format=self.memory_format)
+        self.state = build_state(config, device)
         # G's weight EMA (Yazıcı et al. 2019): a smoothed copy for samples, evaluation and export
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if train.ema > 0 else None
-        self.opt_g = _optimizer(config, self.g.parameters(), config.optim.lr_g, config.optim.weight_decay_g)
-        self.opt_d = _optimizer(config, self.d.parameters(), config.optim.lr_d, config.optim.weight_decay_d)
+        self.strategy = autoencoder if self.family.encoder else gan  # a module: train_step(state, ...)
 
-        # The Trainer's own generators: noise and penalties never draw from (or shift) the global RNG.
-        self.noise_rng = torch.Generator(self.device).manual_seed(train.seed + 1)
-        self.penalty_rng = torch.Generator(self.device).manual_seed(train.seed + 2)
-        self.augment_rng = torch.Generator(self.device).manual_seed(train.seed + 5)  # DiffAugment, instance noise
-        fixed = torch.Generator().manual_seed(train.seed + 3)
-        self.fixed_noise = torch.randn(train.num_samples, config.model.z_dim, generator=fixed).to(self.device)
-        self.fixed_labels, self.grid_columns = _grid_labels(config, self.device)
+        fixed = torch.Generator().manual_seed(train.seed + seeds.FIXED)
+        self.fixed_noise = torch.randn(train.num_samples, config.model.z_dim, generator=fixed).to(device)
+        self.fixed_labels, self.grid_columns = _grid_labels(config, device)
         self._held_out = None  # uint8 images the autoencoder families reconstruct (loaded on first use)
 
-        self.global_step = 0
         self.elapsed = 0.0  # training seconds in earlier sessions of this run (kept across resumes)
         self.best_score = float("inf")  # the best primary metric so far (FID; reconstruction error for an
         self.evals_since_best = 0       # autoencoder); checkpoints/best.pt holds that state
         self._evaluator = None
-        self.strategy = AutoencoderStrategy(self) if self.family.encoder else GanStrategy(self)
         self.run_dir = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
 
-    # --- one step ---------------------------------------------------------------------------------
-    def noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.config.model.z_dim, device=self.device, generator=self.noise_rng)
+    # --- the state, by the names callers use --------------------------------------------------------
+    @property
+    def config(self) -> RunConfig:
+        return self.state.config
 
+    @property
+    def device(self) -> torch.device:
+        return self.state.device
+
+    @property
+    def global_step(self) -> int:
+        return self.state.step
+
+    @global_step.setter
+    def global_step(self, step: int) -> None:
+        self.state.step = step
+
+    @property
+    def epoch(self) -> int:
+        return self.batches.epoch
+
+    @property
+    def g(self) -> nn.Module:
+        return self.state.g
+
+    @property
+    def d(self) -> nn.Module:
+        return self.state.d
+
+    @property
+    def opt_g(self) -> torch.optim.Optimizer:
+        return self.state.opt_g
+
+    @property
+    def opt_d(self) -> torch.optim.Optimizer:
+        return self.state.opt_d
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples, evaluation and exports use: the EMA one when it is on."""
+        return self.g_ema if self.g_ema is not None else self.g
+
+    # --- one step ---------------------------------------------------------------------------------
     def next_batch(self) -> tuple[Tensor, Tensor]:
         images, labels = self.batches.next()
-        return images.contiguous(memory_format=self.memory_format), labels
+        return images.contiguous(memory_format=self.state.memory_format), labels
 
     def train_step(self, kind: str = "both") -> dict[str, Tensor]:
         """One update; figures stay on the device. Counts as a step unless it is D only."""
         if self.config.optim.schedule != "constant":
-            self._set_learning_rates()
-        stats = self.strategy.train_step(self.next_batch, kind)
+            set_learning_rates(self.state)
+        stats = self.strategy.train_step(self.state, self.next_batch, kind)
         if self.strategy.counts_as_step(kind):
-            self.global_step += 1
+            self.state.step += 1
             if self.g_ema is not None:
                 self._update_ema()
         return stats
@@ -108,16 +133,12 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         # the decay ramps up over the first steps so the average does not start from the random init
-        decay = min(self.config.train.ema, (1 + self.global_step) / (10 + self.global_step))
+        step = self.state.step
+        decay = min(self.config.train.ema, (1 + step) / (10 + step))
         for averaged, current in zip(self.g_ema.parameters(), self.g.parameters()):
             averaged.lerp_(current, 1 - decay)
         for averaged, current in zip(self.g_ema.buffers(), self.g.buffers()):
             averaged.copy_(current)  # batch-norm statistics follow G as they are
-
-    @property
-    def sampler(self) -> torch.nn.Module:
-        """The generator that samples, evaluation and exports use: the EMA one when it is on."""
-        return self.g_ema if self.g_ema is not None else self.g
 
     def step(self, kind: str = "both") -> StepStats:
         """One update, its figures read back at once (a host-device sync: the loop avoids this)."""
@@ -129,7 +150,7 @@ class Trainer:
         nan = float("nan")
         core = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
         return StepStats(
-            step=self.global_step, epoch=self.batches.epoch,
+            step=self.global_step, epoch=self.epoch,
             **{k: means.get(k, nan) for k in core},
             lr_d=self.opt_d.param_groups[0]["lr"], lr_g=self.opt_g.param_groups[0]["lr"],
             images_per_s=acc.images / seconds if seconds > 0 else 0.0,
@@ -161,6 +182,12 @@ class Trainer:
             images = g(z, labels.to(self.device)) if self.family.conditional else g(z)
         return to_uint8(images)
 
+    def grid_row_classes(self) -> list[int] | None:
+        """The class of each row of the fixed-noise grid (a cgan with a row per class), else None."""
+        if self.grid_columns is None:
+            return None
+        return self.fixed_labels[::self.grid_columns].tolist()
+
     def held_out_images(self) -> Tensor:
         """uint8 (N, C, H, W): up to eval.num_samples held-out images (training images if none are held out)."""
         if self._held_out is None:
@@ -178,7 +205,7 @@ class Trainer:
         if pairs is None:
             pairs = min(32, max(1, self.config.train.num_samples // 2))
         real = self.held_out_images()[:pairs]
-        recon = self.strategy.reconstruct(real)
+        recon = autoencoder.reconstruct(self.state, real, self.sampler)
         real = real.permute(0, 2, 3, 1).numpy()
         return np.stack([real, to_uint8(recon)], axis=1).reshape(-1, *real.shape[1:])
 
@@ -193,8 +220,6 @@ class Trainer:
 
     def eval_images(self, n: int) -> Tensor:
         """n generated uint8 images (N, C, H, W) on the CPU, from the fixed evaluation noise."""
-        from ganstudio.engine.inference import eval_images
-
         return eval_images(self.sampler, self.config, n)
 
     def evaluate(self, n: int | None = None):
@@ -207,7 +232,7 @@ class Trainer:
             return self.evaluator().evaluate(self.eval_images(n))
         start = time.perf_counter()
         real = self.held_out_images()[:n]
-        recon = self.strategy.held_out_metrics(real)
+        recon = autoencoder.held_out_metrics(self.state, real)
         warnings = [] if self.config.data.holdout else [
             "no held-out images (data.holdout = 0): reconstruction error is measured on training images"]
         if not self.family.variational:  # an autoencoder's decoded noise is not meant to look like data
@@ -217,71 +242,52 @@ class Trainer:
                           time.perf_counter() - start, report.diversity_ratio, report.class_share,
                           [*report.warnings, *warnings])
 
+    def record_score(self, score: float | None) -> bool:
+        """Note an evaluation's primary metric (lower is better); True when it is the best so far."""
+        if score is None:
+            return False
+        if score < self.best_score:
+            self.best_score, self.evals_since_best = score, 0
+            return True
+        self.evals_since_best += 1
+        return False
+
     # --- live changes -----------------------------------------------------------------------------
     def set_hparam(self, key: str, value: Any) -> None:
         """Change one live field (``optim.lr_g`` …); applies from the next step. ConfigError if not allowed."""
         if not is_live(key):
             raise ConfigError(f"{key} cannot change while a run is going; stop, edit the config and start again")
-        self.config = self.config.updated(key, value, source="live change")
-        self.apply_hparams()
-
-    def apply_hparams(self) -> None:
-        """Push the config's optimizer settings into the optimizers (the config is the truth)."""
-        o = self.config.optim
-        for opt, decay in ((self.opt_g, o.weight_decay_g), (self.opt_d, o.weight_decay_d)):
-            for group in opt.param_groups:
-                group["weight_decay"] = decay
-                if "betas" in group:
-                    group["betas"] = (o.beta1, o.beta2)
-                if "momentum" in group:
-                    group["momentum"] = o.momentum
-        self._set_learning_rates()
-
-    def _set_learning_rates(self) -> None:
-        """The configured rates times the schedule's factor at this step (a function of the step alone,
-        so a resumed run gets exactly the same rates)."""
-        o = self.config.optim
-        factor = lr_factor(o.schedule, self.global_step, schedule_horizon(o, self.config.train))
-        for opt, lr in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
+        self.state.config = self.config.updated(key, value, source="live change")
+        apply_optim_settings(self.state)
 
     # --- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "g": self.g.state_dict(), "d": self.d.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "data": self.batches.state_dict(),
-            "noise_rng": self.noise_rng.get_state(), "penalty_rng": self.penalty_rng.get_state(),
-            "augment_rng": self.augment_rng.get_state(),
-            "fixed_noise": self.fixed_noise, "step": self.global_step, "elapsed": self.elapsed,
+            **self.state.state_dict(), "data": self.batches.state_dict(),
+            "fixed_noise": self.fixed_noise, "elapsed": self.elapsed,
             "best_score": self.best_score, "evals_since_best": self.evals_since_best,
             "rng": checkpoint.rng_state(),
             **({"g_ema": self.g_ema.state_dict()} if self.g_ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.g.load_state_dict(state["g"])
         if self.g_ema is not None:
             self.g_ema.load_state_dict(state.get("g_ema", state["g"]))  # EMA switched on mid-run: start at G
-        self.d.load_state_dict(state["d"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
         self.batches.load_state_dict(state["data"])
-        self.noise_rng.set_state(state["noise_rng"].cpu())
-        self.penalty_rng.set_state(state["penalty_rng"].cpu())
-        if "augment_rng" in state:  # absent from checkpoints written before DiffAugment existed
-            self.augment_rng.set_state(state["augment_rng"].cpu())
         self.fixed_noise = state["fixed_noise"].to(self.device)
-        self.global_step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.elapsed = float(state["elapsed"])
         self.best_score = float(state.get("best_score", state.get("best_fid", float("inf"))))
         self.evals_since_best = int(state.get("evals_since_best", 0))
         checkpoint.set_rng_state(state["rng"])
-        self.apply_hparams()
+        self.state.load_state_dict(state)
 
     def snapshot(self) -> dict[str, Any]:
         """An in-memory copy of the whole state (the NaN guard's last good point)."""
         return copy.deepcopy(self.state_dict())
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Go back to a ``snapshot()``; the snapshot stays usable for another restore."""
+        self.load_state_dict(copy.deepcopy(snapshot))
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
         """Write the full state atomically (default: the run folder's checkpoints/last.pt)."""
@@ -295,15 +301,17 @@ class Trainer:
         return path
 
     @classmethod
-    def resume(cls, run_dir: str | Path, overrides: list[str] = (), checkpoint_path: Path | None = None) -> Trainer:
-        """Continue a run folder from its last checkpoint (config overrides, e.g. ``train.steps=N``)."""
+    def resume(cls, run_dir: str | Path, changes: Mapping[str, Any] | None = None,
+               checkpoint_path: Path | None = None, source: str = "--set") -> Trainer:
+        """Continue a run folder from its last checkpoint, with ``changes`` to its config (dotted keys, e.g.
+        ``{"train.steps": 20000}``; ``source`` names where they came from in error messages)."""
         run = RunDir(run_dir)
         payload = checkpoint.load(checkpoint_path or run.last_checkpoint)
         try:
             config = from_dict(payload["config"], source=f"checkpoint {run.last_checkpoint}")
         except ConfigError as err:
             raise checkpoint.CheckpointError(f"the checkpoint's config is not valid for this ganstudio: {err}")
-        trainer = cls(config.with_overrides(list(overrides)), run)
+        trainer = cls(config.with_changes(changes or {}, source), run)
         try:
             trainer.load_state_dict(payload["state"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
@@ -317,17 +325,9 @@ class Trainer:
         self.batches.close()
 
     # --- the loop ---------------------------------------------------------------------------------
-    def run(self, control=None, callbacks: list[Callable] = ()):
+    def run(self, control=None, callbacks: list[Callable] = ()) -> RunFinished:
         """Train until the step or time budget, or ``control.stop()``; see engine/loop.py."""
-        from ganstudio.engine.loop import TrainingLoop
-
         return TrainingLoop(self, control, list(callbacks)).run()
-
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    """[-1, 1] float (N, C, H, W) -> uint8 (N, H, W, C) numpy."""
-    images = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-    return images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def _grid_labels(config: RunConfig, device: torch.device) -> tuple[Tensor | None, int | None]:
@@ -349,13 +349,3 @@ def _check_labels(config: RunConfig, batches) -> None:
     if batches.num_classes > k:
         raise ConfigError(f"the dataset has {batches.num_classes} classes but model.num_classes = {k}; "
                           f"set model.num_classes = {batches.num_classes}")
-
-
-def _optimizer(config: RunConfig, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    o = config.optim
-    if o.name == "adam":
-        # fused: one kernel for all parameters (CPU and CUDA), cheaper than the per-tensor loop
-        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=True)
-    if o.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=weight_decay, foreach=True)
-    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=weight_decay, foreach=True)

@@ -4,8 +4,9 @@ or Decoder and Encoder for the autoencoders; G's and D's bodies may differ (``mo
 
 The tables come from ``ganstudio.models.describe`` on models built under ``torch.device("meta")``:
 nothing is allocated or computed, so even a 64 px DCGAN 4096 wide shows at once, and the global RNG
-(which a running trainer's dropout draws from) is not touched. torch is imported on the first update,
-after the window shows. The estimate times real training steps on a background thread.
+(which a running trainer's dropout draws from) is not touched. They are built on a background thread:
+the first build imports torch and, for batch norm's meta kernel, torch._dynamo (2-4 s of imports that
+must not hold the GUI thread). The estimate times real training steps on a background thread too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ganstudio.config import RunConfig, TrainConfig
-from ganstudio.families import family_of
+from ganstudio.families import family_of, images_per_step
 from ganstudio.gui.threads import start_in_thread, stop_thread
 
 DEBOUNCE_MS = 200
@@ -69,7 +70,8 @@ def describe_config(config: RunConfig):
     from ganstudio.models import build_models, describe
 
     data = config.data
-    with torch.device("meta"):  # shapes and counts only: no memory, no compute, no RNG draws
+    # shapes and counts only: no memory, no compute, no RNG draws; the device mode is thread-local
+    with torch.device("meta"):
         g, d = build_models(config.model, image_size=data.image_size, channels=data.channels)
     g_shape, d_shape = _input_shapes(config)
     return describe(g, g_shape), describe(d, d_shape)
@@ -117,9 +119,8 @@ def measure_throughput(config: RunConfig, *, warmup: int = WARMUP_STEPS, steps: 
         seconds = (time.perf_counter() - start) / steps
     finally:
         trainer.close()
-    # real images per step, as the loop counts them: n_critic D steps each take a batch (GANs only)
-    images = config.train.batch_size * (config.optim.n_critic if family_of(config).adversarial else 1)
-    return {"images_per_s": images / seconds, "seconds_per_step": seconds, "device": str(trainer.device)}
+    # real images per step, as the loop counts them (n_critic D batches for a GAN)
+    return {"images_per_s": images_per_step(config) / seconds, "seconds_per_step": seconds, "device": str(trainer.device)}
 
 
 def format_duration(seconds: float) -> str:
@@ -145,7 +146,30 @@ def describe_estimate(result: dict, train: TrainConfig) -> str:
     return f"{text}; no step budget set (1,000 steps ≈ {format_duration(1000 * per_step)})"
 
 
-# --- the background job ----------------------------------------------------------------------------------
+# --- the background jobs ---------------------------------------------------------------------------------
+class _DescribeWorker(QObject):
+    """Builds one config's layer tables (``describe_config``) on its own thread."""
+
+    done = Signal(object, object)  # the config, and (G layers, D layers) or why it cannot be built (str)
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__()  # no parent: it moves to its thread
+        self._config = config
+
+    def cancel(self) -> None:
+        """A build takes milliseconds once torch is loaded: nothing to cancel, ``_Job.stop`` waits."""
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = describe_config(self._config)
+        except (ValueError, RuntimeError, NotImplementedError) as err:  # the config cannot be built
+            result = str(err)
+        except Exception as err:  # noqa: BLE001 - shown in the widget; an exception must not escape into Qt
+            result = f"{type(err).__name__}: {err}"
+        self.done.emit(self._config, result)
+
+
 class _EstimateWorker(QObject):
     """Runs ``measure_throughput`` on its own thread; has no parent, so ``moveToThread`` works."""
 
@@ -171,15 +195,16 @@ class _EstimateWorker(QObject):
 
 
 class _Job:
-    """The running estimate, if any; a plain object, so the widget's ``destroyed`` can still stop it."""
+    """A running job, if any; a plain object, so the widget's ``destroyed`` can still stop it."""
 
-    def __init__(self) -> None:
-        self.worker: _EstimateWorker | None = None
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.worker: QObject | None = None
         self.thread = None
 
-    def start(self, worker: _EstimateWorker) -> None:
+    def start(self, worker: QObject) -> None:
         self.worker = worker
-        self.thread = start_in_thread(worker, worker.run, "estimate")
+        self.thread = start_in_thread(worker, worker.run, self.name)
 
     def stop(self, *_args) -> None:
         if self.worker is not None:
@@ -205,8 +230,11 @@ class ArchitecturePreview(QWidget):
         self._config: RunConfig | None = None
         self._totals: dict[str, int] = {}
         self._running = False
-        self._job = _Job()
-        self.destroyed.connect(self._job.stop)  # a QThread destroyed while running aborts the process
+        self._job = _Job("estimate")
+        self._describe = _Job("describe")
+        self._describe_again = False  # the config changed while a build ran
+        for job in (self._job, self._describe):  # a QThread destroyed while running aborts the process
+            self.destroyed.connect(job.stop)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
         self._build()
@@ -284,17 +312,17 @@ class ArchitecturePreview(QWidget):
 
     @Slot()
     def refresh(self) -> None:
-        """Rebuild the tables now (the debounce timer calls this)."""
+        """Rebuild the tables for the current config on a background thread (the debounce timer calls
+        this); ``updated`` is emitted once they show it."""
         self._timer.stop()
         if self._config is None:
             return
-        try:
-            layers = describe_config(self._config)
-        except (ValueError, RuntimeError, NotImplementedError) as err:
-            self._show_problem(str(err))
-        else:
-            self._show_layers(*layers)
-        self.updated.emit()
+        if self._describe.running:
+            self._describe_again = True  # one build at a time; the next starts when this one ends
+            return
+        worker = _DescribeWorker(self._config)
+        worker.done.connect(self._described)  # queued: emitted from the job's thread
+        self._describe.start(worker)
 
     @Slot()
     def estimate(self) -> None:
@@ -308,7 +336,9 @@ class ArchitecturePreview(QWidget):
         self._job.start(worker)
 
     def shutdown(self) -> None:
-        """Stop a running estimate (the window calls this on close)."""
+        """Stop a running estimate and wait for a running table build (the window calls this on close)."""
+        self._timer.stop()
+        self._describe.stop()
         self._job.stop()
         self._button.setEnabled(not self._running)
 
@@ -317,6 +347,22 @@ class ArchitecturePreview(QWidget):
         super().closeEvent(event)
 
     # --- showing --------------------------------------------------------------------------------------
+    @Slot(object, object)
+    def _described(self, config: RunConfig, result) -> None:
+        if self._describe.worker is None or self.sender() is not self._describe.worker:
+            return  # shut down meanwhile
+        self._describe.stop()  # returns at once: the worker's run() has finished
+        again, self._describe_again = self._describe_again, False
+        if config is not self._config:  # stale: show only the latest config
+            if again or not self._timer.isActive():
+                self.refresh()
+            return
+        if isinstance(result, str):
+            self._show_problem(result)
+        else:
+            self._show_layers(*result)
+        self.updated.emit()
+
     @Slot(object)
     def _estimate_done(self, result) -> None:
         if self._job.worker is None or self.sender() is not self._job.worker:

@@ -3,7 +3,7 @@
 A field's widget follows its annotation: Literal -> combo box, bool -> check box, bounded int -> spin
 box, float -> text that accepts "2e-4", ``X | None`` -> text where empty means None, a folder -> text
 plus a "…" button. Every edit re-validates the whole config with ``from_dict``, so the form shows the
-very errors the CLI would, on the fields they name.
+very errors the CLI would, on the fields their entries name (``ConfigError.entries``).
 
 The form follows the model family (``families.py``): fields that do nothing for it are hidden (a group
 with none left hides too), titles are the family's ("Decoder width"), and the loss box offers only the
@@ -14,7 +14,8 @@ then the hidden fields count with their defaults, which every family accepts.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -22,7 +23,8 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QScrollArea, QToolButton,
                                QVBoxLayout, QWidget)
 
-from ganstudio.config import ConfigError, RunConfig, from_dict, load_preset, preset_description, preset_names
+from ganstudio.config import (ConfigError, ConfigProblem, RunConfig, from_dict, load_preset, preset_description,
+                              preset_names)
 from ganstudio.families import FAMILIES, Family
 from ganstudio.gui.form_editors import Combo, make_editor, read_value, write_value
 from ganstudio.gui.form_schema import FieldSpec, form_sections
@@ -37,23 +39,6 @@ def _dotted(data: dict, key: str) -> Any:
     for part in key.split("."):
         data = data.get(part) if isinstance(data, dict) else None
     return data
-
-
-def _keys_in(line: str, keys: list[str]) -> list[str]:
-    """The fields an error line is about: the one it starts with and every dotted key it mentions."""
-    named = [k for k in keys if re.search(rf"(?<![\w.]){re.escape(k)}(?!\w)", line) and "." in k]
-    lead = re.match(r"([\w.]+) (=|:)", line)
-    if lead and lead.group(1) in keys and lead.group(1) not in named:
-        named.insert(0, lead.group(1))
-    return named
-
-
-def _field_message(line: str, key: str, keys: list[str]) -> str:
-    """``"optim.lr_g = -1.0: Input should be …"`` -> ``"Input should be …"``; rules on several keys stay whole."""
-    line = line.removesuffix(" (from form)")
-    if keys == [key] and line.startswith(f"{key} = ") and ": " in line:
-        return line.split(": ", 1)[1]
-    return line
 
 
 # --- the form -------------------------------------------------------------------------------------------
@@ -345,27 +330,27 @@ class ConfigForm(QWidget):
         try:
             config = self._validate()
         except ConfigError as err:
-            self._config, self._message = None, str(err)
+            self._config, self._message, problems = None, str(err), err.entries
         else:
-            self._config, self._message = config, ""
-        self._show_errors(self._message)
+            self._config, self._message, problems = config, "", ()
+        self.show_problems(problems)
         if self._validity != (self._config is not None, self._message):
             self._validity = (self._config is not None, self._message)
             self.validity_changed.emit(*self._validity)
         if self._config is not None:
             self.config_changed.emit(self._config)
 
-    def _show_errors(self, message: str) -> None:
-        keys = list(self._specs)
+    def show_problems(self, problems: Sequence[ConfigProblem]) -> None:
+        """Mark the fields ``problems`` name (a ConfigError's entries) with their messages; problems about
+        no field, or about a field the family hides, are listed above the form. Every edit calls this."""
         per_key: dict[str, list[str]] = {}
         loose: list[str] = []
-        for line in message.splitlines()[1:]:  # the first line is "invalid config:"
-            line = line.strip()
-            named = _keys_in(line, keys)
+        for problem in problems:
+            named = [key for key in (problem.fields or (problem.key,)) if key in self._specs]
             for key in named:
-                per_key.setdefault(key, []).append(_field_message(line, key, named))
+                per_key.setdefault(key, []).append(problem.message)
             if not named or not all(self._family.applies(key) for key in named):
-                loose.append(line.removesuffix(" (from form)"))  # about a field not shown: say it here
+                loose.append(str(replace(problem, source="")))  # about a field not shown: say it here
         for key, editor in self._editors.items():
             _mark(editor, self._errors[key], per_key.get(key, []))
         summary = [f"Fix the marked fields: {', '.join(per_key)}"] if per_key else []

@@ -17,17 +17,25 @@ class Combo(QComboBox):
     """
 
     choices: tuple = ()
+    tips: dict = {}  # choice -> what it means, each item's tooltip
 
     def offer(self, choices, value=None) -> None:
         """Show only ``choices`` and select ``value`` (or nothing), without emitting change signals."""
         self.blockSignals(True)
         try:
-            self.clear()
-            self.choices = tuple(choices)
-            self.addItems([str(c) for c in self.choices])
+            self.set_choices(choices)
             self.setCurrentIndex(self.choices.index(value) if value in self.choices else -1)
         finally:
             self.blockSignals(False)
+
+    def set_choices(self, choices) -> None:
+        """The items become ``choices``, each with its tooltip from ``tips``."""
+        self.clear()
+        self.choices = tuple(choices)
+        for i, choice in enumerate(self.choices):
+            self.addItem(str(choice))
+            if self.tips.get(choice):
+                self.setItemData(i, self.tips[choice], Qt.ItemDataRole.ToolTipRole)
 
     def value(self):
         index = self.currentIndex()
@@ -55,6 +63,7 @@ class _Choices(QWidget):
         for choice in spec.choices:
             box = QCheckBox(str(choice))
             box.setObjectName(f"{spec.key}.{choice}")
+            box.setToolTip(dict(zip(spec.choices, spec.choice_tips)).get(choice, ""))
             box.setAccessibleName(f"{spec.title}: {choice}")
             box.toggled.connect(self.changed)
             layout.addWidget(box)
@@ -74,8 +83,8 @@ class _Choices(QWidget):
 def make_editor(spec: FieldSpec) -> QWidget:
     if spec.kind == "choice":
         editor = Combo()
-        editor.choices = tuple(spec.choices)
-        editor.addItems([str(c) for c in spec.choices])
+        editor.tips = {c: tip for c, tip in zip(spec.choices, spec.choice_tips) if tip}
+        editor.set_choices(spec.choices)
         editor.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         editor.setMinimumContentsLength(8)  # long choices must not widen the dock
     elif spec.kind == "bool":

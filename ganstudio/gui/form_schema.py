@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ganstudio.catalog import FIELD_CHOICES
 from ganstudio.config import RunConfig, allowed
 
 _INT32 = (-(2**31), 2**31 - 1)  # QSpinBox holds a C int; wider ranges (a 64-bit seed) get a text box
@@ -24,6 +25,7 @@ class FieldSpec:
     optional: bool                 # ``X | None``: an empty text box means None
     live: bool                     # may change while training
     choices: tuple = ()
+    choice_tips: tuple[str, ...] = ()  # what each choice means (catalog.FIELD_CHOICES), "" where unknown
     bounds: tuple[int, int] | None = None
 
     @property
@@ -55,9 +57,11 @@ def _spec(key: str, info) -> FieldSpec:
     live = bool((info.json_schema_extra or {}).get("live"))
     common = dict(key=key, title=info.title or key, description=info.description or "", optional=optional, live=live)
     if typing.get_origin(annotation) is Literal:
-        return FieldSpec(kind="choice", choices=typing.get_args(annotation), **common)
+        choices = typing.get_args(annotation)
+        return FieldSpec(kind="choice", choices=choices, choice_tips=_tips(key, choices), **common)
     if typing.get_origin(annotation) is list and typing.get_origin(typing.get_args(annotation)[0]) is Literal:
-        return FieldSpec(kind="multi", choices=typing.get_args(typing.get_args(annotation)[0]), **common)
+        choices = typing.get_args(typing.get_args(annotation)[0])
+        return FieldSpec(kind="multi", choices=choices, choice_tips=_tips(key, choices), **common)
     if annotation is bool:
         return FieldSpec(kind="bool", **common)
     if annotation is int:
@@ -69,6 +73,11 @@ def _spec(key: str, info) -> FieldSpec:
     if isinstance(annotation, type) and issubclass(annotation, Path):
         return FieldSpec(kind="path", **common)
     return FieldSpec(kind="text", **common)
+
+
+def _tips(key: str, choices: tuple) -> tuple[str, ...]:
+    table = FIELD_CHOICES.get(key, {})
+    return tuple(table[c].description if c in table else "" for c in choices)
 
 
 def _strip_none(annotation) -> tuple[Any, bool]:

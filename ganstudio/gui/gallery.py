@@ -1,49 +1,33 @@
 """The sample gallery: the grid of images from fixed noise, growing with the run, and its history.
 
-History lives on disk (the run folder's samples/step_NNNNNN.png grids, and for autoencoders and VAEs
-samples/recon_NNNNNN.png, held-out images beside their reconstructions); only the last few snapshots'
-decoded grids are kept in memory (an LRU) and older ones are read back from their files when shown. A
-click on an image opens it large. A snapshot's ``columns`` sets the images per row (a cgan: one row per
-class); reconstructions, when a run has them, show under the samples for the same step.
+History lives on disk (the run folder's sample grids, and for autoencoders and VAEs held-out images
+beside their reconstructions, each laid out as its row of samples/index.jsonl says); only the last few
+snapshots' decoded grids are kept in memory (an LRU) and older ones are read back from their files when
+shown. A click on an image opens it large. A snapshot's ``columns`` sets the images per row (a cgan: one
+row per class, named in the enlarged image's caption); reconstructions, when a run has them, show under
+the samples for the same step.
 
-The grid layout and reading it back from a PNG are in ``grid_layout.py``.
+The grid and enlarged-image widgets are in ``grid_view.py``; the layout itself is ``ganstudio.grids``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QDialog, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
-from ganstudio.gui.grid_layout import (
-    RECON_FILE,
-    STEP_FILE,
-    GridGeometry,
-    infer_geometry,
-    make_grid,
-    pair_columns,
-    read_grid,
-)
+from ganstudio.grids import GridGeometry, pair_columns, read_grid, tile
+from ganstudio.gui.grid_view import EnlargedImage, GridView, named, to_qimage
+
+__all__ = ["RECON_TITLE", "EnlargedImage", "GridView", "SampleGallery", "Snapshot", "to_qimage"]
 
 SAMPLES, RECON = "samples", "recon"  # the two grids a snapshot may have
 RECON_TITLE = "held-out images | reconstructions"
-
-
-def to_qimage(array: np.ndarray) -> QImage:
-    """uint8 (H, W, C) -> a QImage that owns its pixels (the array may go away)."""
-    if array.shape[2] == 1:
-        data = np.ascontiguousarray(array[..., 0])
-        fmt = QImage.Format.Format_Grayscale8
-    else:
-        data = np.ascontiguousarray(array[..., :3])
-        fmt = QImage.Format.Format_RGB888
-    h, w = data.shape[:2]
-    return QImage(data.data, w, h, data.strides[0], fmt).copy()
 
 
 @dataclass(eq=False)  # compared by identity: the LRU is keyed by the snapshot itself
@@ -52,8 +36,9 @@ class Snapshot:
     path: Path | None
     geometry: GridGeometry | None = None  # known once the images or the decoded PNG were seen
     has_recon: bool = False               # held-out images and their reconstructions at this step
-    recon_path: Path | None = None        # samples/recon_NNNNNN.png
+    recon_path: Path | None = None        # their PNG, as the run folder names it
     recon_geometry: GridGeometry | None = None
+    row_classes: tuple[int, ...] | None = None  # a cgan grid's class per row
 
     def file(self, kind: str) -> Path | None:
         return self.path if kind == SAMPLES else self.recon_path
@@ -61,99 +46,6 @@ class Snapshot:
     def rereadable(self) -> bool:
         """Whether every grid it has can be read back from a file, so its decoded grids may be dropped."""
         return self.path is not None and (not self.has_recon or self.recon_path is not None)
-
-
-class GridView(QWidget):
-    """Paints one grid scaled to fit, aspect kept, nearest neighbour; reports the image clicked."""
-
-    cell_clicked = Signal(int)
-
-    def __init__(self, parent=None, name: str = "sample_grid", accessible: str = "Sample grid"):
-        super().__init__(parent)
-        self.setObjectName(name)
-        self.setAccessibleName(accessible)
-        self.setMinimumSize(120, 80)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.image: QImage | None = None
-        self.geometry_: GridGeometry | None = None
-        self.message = "no samples yet"
-        self.pairs = False  # (real, reconstruction) pairs: a gap in the window's colour between pairs
-
-    def set_grid(self, image: QImage | None, geometry: GridGeometry | None, message: str = "") -> None:
-        self.image, self.geometry_, self.message = image, geometry, message
-        self.update()
-
-    def target_rect(self) -> QRectF:
-        """Where the grid is drawn: as large as fits, centred."""
-        if self.image is None:
-            return QRectF()
-        scale = min(self.width() / self.image.width(), self.height() / self.image.height())
-        w, h = self.image.width() * scale, self.image.height() * scale
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
-
-    def widget_pos(self, grid_x: float, grid_y: float) -> QPoint:
-        """The widget position of grid pixel (x, y) (for tests and tooltips)."""
-        rect = self.target_rect()
-        scale = rect.width() / self.image.width()
-        return QPoint(round(rect.x() + (grid_x + 0.5) * scale), round(rect.y() + (grid_y + 0.5) * scale))
-
-    def paintEvent(self, _event) -> None:
-        painter = QPainter(self)
-        if self.image is None:
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
-        else:
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # crisp pixels
-            rect = self.target_rect()
-            painter.drawImage(rect, self.image)
-            geo = self.geometry_
-            if self.pairs and geo is not None and geo.pad:
-                # the padding between two pairs in the window's colour, so the pairs read as pairs;
-                # only padding is painted: no image pixel is covered
-                scale = rect.width() / self.image.width()
-                gap = self.palette().color(self.backgroundRole())
-                for col in range(2, geo.ncol, 2):
-                    x = rect.x() + col * (geo.cell_w + geo.pad) * scale
-                    painter.fillRect(QRectF(x, rect.y(), geo.pad * scale, rect.height()), gap)
-        painter.end()
-
-    def mouseReleaseEvent(self, event) -> None:
-        rect = self.target_rect()
-        if event.button() != Qt.MouseButton.LeftButton or self.geometry_ is None or rect.isEmpty():
-            return
-        scale = rect.width() / self.image.width()
-        pos = event.position()
-        index = self.geometry_.cell_at((pos.x() - rect.x()) / scale, (pos.y() - rect.y()) / scale)
-        if index is not None:
-            self.cell_clicked.emit(index)
-
-
-class EnlargedImage(QDialog):
-    """One image of the grid, large and pixel-exact, with its step and index."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("enlarged")
-        self.setAccessibleName("Enlarged sample")
-        self.picture = _named(QLabel(), "enlarged_picture", "Enlarged sample image")
-        self.caption = _named(QLabel(), "enlarged_caption", "Enlarged sample step and index")
-        for label in (self.picture, self.caption):
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.picture, 1)
-        layout.addWidget(self.caption)
-        self.step: int | None = None
-        self.index: int | None = None
-
-    def show_image(self, image: np.ndarray, step: int, index: int, n: int, what: str = "") -> None:
-        """``what`` names the image in the caption; by default "image i of n" (a sample)."""
-        self.step, self.index = step, index
-        h, w = image.shape[:2]
-        zoom = max(1, 384 // max(h, w))  # an integer factor keeps every pixel the same size
-        pixmap = QPixmap.fromImage(to_qimage(image))
-        self.picture.setPixmap(pixmap.scaled(w * zoom, h * zoom, Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.FastTransformation))
-        self.caption.setText(f"step {step:,} · {what or f'image {index + 1} of {n}'}")
-        self.setWindowTitle(f"{(what or f'sample {index + 1}').capitalize()} at step {step:,}")
 
 
 class SampleGallery(QWidget):
@@ -170,9 +62,9 @@ class SampleGallery(QWidget):
         self._snapshots: list[Snapshot] = []  # sorted by step
         self._decoded: OrderedDict[Snapshot, dict[str, np.ndarray]] = OrderedDict()  # LRU, newest last
         self._shown: Snapshot | None = None
-        # per kind, (image size, n, ncol) from live snapshots: hints for reading PNGs back
-        self._hints: dict[str, tuple[int | None, int | None, int | None]] = {}
-        self._layouts: dict[tuple[str, int, int], GridGeometry] = {}  # (kind, width, height) -> layout
+        # (kind, width, height) -> the layout of the last live grid of that pixel size: a grid given only
+        # as a file (no images, no index row) is laid out like it
+        self._layouts: dict[tuple[str, int, int], GridGeometry] = {}
         self._dialog: EnlargedImage | None = None
         self.view = GridView()
         self.view.cell_clicked.connect(lambda i: self._on_cell_clicked(SAMPLES, i))
@@ -181,8 +73,8 @@ class SampleGallery(QWidget):
         self.recon_view.setToolTip("Held-out images (left of each pair) and the model's reconstructions "
                                    "(right), at the step shown")
         self.recon_view.cell_clicked.connect(lambda i: self._on_cell_clicked(RECON, i))
-        self.recon_title = _named(QLabel(RECON_TITLE), "reconstruction_title", "Reconstructions title")
-        self.samples_title = _named(QLabel("samples"), "samples_title", "Samples title")
+        self.recon_title = named(QLabel(RECON_TITLE), "reconstruction_title", "Reconstructions title")
+        self.samples_title = named(QLabel("samples"), "samples_title", "Samples title")
         recon_box = QWidget(objectName="reconstructions")
         box = QVBoxLayout(recon_box)
         box.setContentsMargins(0, 4, 0, 0)
@@ -201,12 +93,12 @@ class SampleGallery(QWidget):
         self.splitter.setStretchFactor(0, 3)  # a pair grid is twice as wide as tall: it needs less height
         self.splitter.setStretchFactor(1, 2)
         self._recon_box = recon_box
-        self.timeline = _named(QSlider(Qt.Orientation.Horizontal), "timeline", "Sample timeline")
+        self.timeline = named(QSlider(Qt.Orientation.Horizontal), "timeline", "Sample timeline")
         self.timeline.setToolTip("Scroll back through the samples; at the right end it follows the newest")
         self.timeline.setRange(0, 0)
         self.timeline.setEnabled(False)
         self.timeline.valueChanged.connect(self._on_timeline)
-        self.label = _named(QLabel("no samples yet"), "timeline_label", "Shown snapshot")
+        self.label = named(QLabel("no samples yet"), "timeline_label", "Shown snapshot")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -218,25 +110,27 @@ class SampleGallery(QWidget):
     # --- public API -------------------------------------------------------------------------------
     def add_snapshot(self, step: int, images: np.ndarray | None, path: Path | None = None, *,
                      columns: int | None = None, reconstructions: np.ndarray | None = None,
-                     recon_path: Path | None = None) -> None:
+                     recon_path: Path | None = None, row_classes: Iterable[int] | None = None) -> None:
         """A new grid: uint8 (N, H, W, C) images, and/or the PNG it was saved to (read when shown).
 
-        ``columns``: images per row (None = a square grid). ``reconstructions``: uint8 (2n, H, W, C),
-        held-out images and their reconstructions interleaved (real, recon, real, …), shown as pairs;
-        ``recon_path`` their PNG (default: samples/recon_NNNNNN.png beside ``path``).
+        ``columns``: images per row (None = a square grid); ``row_classes``: a cgan grid's class per row.
+        ``reconstructions``: uint8 (2n, H, W, C), held-out images and their reconstructions interleaved
+        (real, recon, real, …), shown as pairs; ``recon_path`` their PNG. Without it they stay in memory,
+        so the snapshot counts as one without files.
         It is shown if the timeline was at the newest; otherwise the shown one stays put.
         """
         if images is None and path is None:
             raise ValueError("add_snapshot needs the images, the path of their grid PNG, or both")
         follow = self._following()
         path = Path(path) if path is not None else None
-        snapshot = Snapshot(int(step), path)
+        classes = tuple(int(k) for k in row_classes) if row_classes is not None else None
+        snapshot = Snapshot(int(step), path, row_classes=classes)
         grids = {}
         if images is not None:
             grids[SAMPLES], snapshot.geometry = self._laid_out(SAMPLES, _checked_images(images), columns)
         if reconstructions is not None or recon_path is not None:
             snapshot.has_recon = True
-            snapshot.recon_path = Path(recon_path) if recon_path is not None else _recon_file(path)
+            snapshot.recon_path = Path(recon_path) if recon_path is not None else None
         if reconstructions is not None:
             pairs = _checked_images(reconstructions)
             grids[RECON], snapshot.recon_geometry = self._laid_out(RECON, pairs, pair_columns(len(pairs) // 2))
@@ -246,30 +140,37 @@ class SampleGallery(QWidget):
         self._refresh(follow)
 
     def add_samples(self, samples) -> None:
-        """A ``Samples`` event from the engine (step, images, path, columns, reconstructions)."""
-        self.add_snapshot(samples.step, samples.images, samples.path, columns=getattr(samples, "columns", None),
-                          reconstructions=getattr(samples, "reconstructions", None))
+        """A ``Samples`` event from the engine (step, images, paths, columns, row classes, reconstructions)."""
+        self.add_snapshot(samples.step, samples.images, samples.path, columns=samples.columns,
+                          reconstructions=samples.reconstructions,
+                          recon_path=getattr(samples, "reconstructions_path", None),
+                          row_classes=getattr(samples, "row_classes", None))
 
-    def load_run(self, samples_dir: Path) -> None:
-        """Rebuild the history from a run folder's samples/step_NNNNNN.png and recon_NNNNNN.png (decoded
-        lazily); reconstructions without a sample grid of their step are left out."""
+    def load_run(self, records) -> None:
+        """Rebuild the history from a run folder's sample records (``RunDir.sample_index()``: each grid's
+        file, step, kind and layout), decoded lazily; reconstructions without a sample grid of their step
+        are left out. A folder (the run's, or its samples/) is read through ``read_sample_index``."""
+        if isinstance(records, (str, Path)):
+            from ganstudio.engine.rundir import read_sample_index  # noqa: PLC0415 - only for a folder
+
+            records = read_sample_index(records)
         self.clear()
         grids, recons = {}, {}
-        folder = Path(samples_dir)
-        for path in folder.iterdir() if folder.is_dir() else ():
-            if match := STEP_FILE.match(path.name):
-                grids[int(match.group(1))] = path
-            elif match := RECON_FILE.match(path.name):
-                recons[int(match.group(1))] = path
-        self._snapshots = [Snapshot(step, path, has_recon=step in recons, recon_path=recons.get(step))
-                           for step, path in sorted(grids.items())]
+        for record in records:
+            (grids if record.kind == "samples" else recons)[record.step] = record
+        self._snapshots = []
+        for step, record in sorted(grids.items()):
+            recon = recons.get(step)
+            self._snapshots.append(Snapshot(
+                step, record.path, record.geometry(), has_recon=recon is not None,
+                recon_path=recon.path if recon else None, recon_geometry=recon.geometry() if recon else None,
+                row_classes=record.row_classes))
         self._refresh(follow=True)
 
     def clear(self) -> None:
         self._snapshots.clear()
         self._decoded.clear()
         self._layouts.clear()
-        self._hints.clear()
         self._shown = None
         if self._dialog is not None:
             self._dialog.hide()
@@ -300,9 +201,8 @@ class SampleGallery(QWidget):
     def _laid_out(self, kind: str, images: np.ndarray, ncol: int | None) -> tuple[np.ndarray, GridGeometry]:
         n, h, w, _ = images.shape
         geometry = GridGeometry.of(n, h, w, ncol)
-        self._hints[kind] = (h if h == w else None, n, geometry.ncol)
         self._layouts[(kind, geometry.width, geometry.height)] = geometry
-        return make_grid(images, geometry.ncol), geometry
+        return tile(images, geometry.ncol), geometry
 
     def _following(self) -> bool:
         return not self._snapshots or self.timeline.value() == self.timeline.maximum()
@@ -354,12 +254,9 @@ class SampleGallery(QWidget):
         return grid
 
     def _layout_of(self, kind: str, grid: np.ndarray) -> GridGeometry:
-        key = (kind, grid.shape[1], grid.shape[0])
-        if key not in self._layouts:
-            image_size, n, ncol = self._hints.get(kind, (None, None, None))
-            self._layouts[key] = infer_geometry(*key[1:], image_size=image_size, n=n, grid=grid, ncol=ncol,
-                                                pairs=kind == RECON)
-        return self._layouts[key]
+        """A file-only grid's layout: a live grid's of the same pixel size, else the whole grid as one image."""
+        height, width = grid.shape[:2]
+        return self._layouts.get((kind, width, height)) or GridGeometry(1, 1, 1, height, width, 0)
 
     # --- view -------------------------------------------------------------------------------------
     def _refresh(self, follow: bool) -> None:
@@ -421,17 +318,13 @@ class SampleGallery(QWidget):
         if kind == RECON:
             pair, side = divmod(index, 2)
             what = f"{'reconstruction of held-out image' if side else 'held-out image'} {pair + 1} of {geometry.n // 2}"
+        elif snapshot.row_classes and index // geometry.ncol < len(snapshot.row_classes):
+            what = f"image {index + 1} of {geometry.n}, class {snapshot.row_classes[index // geometry.ncol]}"
         self._dialog.show_image(geometry.crop(grid, index), snapshot.step, index, geometry.n, what)
         self._dialog.show()
         self._dialog.raise_()
         if kind == SAMPLES:
             self.image_clicked.emit(snapshot.step, index)
-
-
-def _named(widget, object_name: str, accessible_name: str):
-    widget.setObjectName(object_name)
-    widget.setAccessibleName(accessible_name)
-    return widget
 
 
 def _checked_images(images: np.ndarray) -> np.ndarray:
@@ -441,10 +334,3 @@ def _checked_images(images: np.ndarray) -> np.ndarray:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
         raise ValueError(f"samples must be uint8 (N, H, W, C) with C 1 or 3, got {images.dtype} {images.shape}")
     return images
-
-
-def _recon_file(path: Path | None) -> Path | None:
-    """samples/recon_NNNNNN.png beside a samples/step_NNNNNN.png (where the run folder writes it)."""
-    if path is None or not (match := STEP_FILE.match(path.name)):
-        return None
-    return path.with_name(f"recon_{match.group(1)}.png")

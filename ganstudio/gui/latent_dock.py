@@ -5,140 +5,34 @@ the checkpoint, finding the directions, rendering. The dock sends it the current
 sample, class, directions, slider values) and shows the uint8 image that comes back. Slider moves are
 throttled to one request per ``THROTTLE_MS`` and the worker renders only the latest request, so a fast
 drag never queues up stale images. Nothing loads while the dock is hidden.
+
+The worker and the plain data it exchanges with the dock are in ``latent_worker.py``.
 """
 
 from __future__ import annotations
 
 import html
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ganstudio.gui import threads
-from ganstudio.gui.gallery import to_qimage
+from ganstudio.gui.grid_view import to_qimage
+from ganstudio.gui.latent_worker import K, LatentWorker, LoadedRun, View
 
-K = 5                 # directions, one slider each
+__all__ = ["K", "LatentDock", "LatentWorker", "LoadedRun", "View"]
+
 SLIDER_STEPS = 30     # a slider runs from -3σ to +3σ in steps of 0.1σ
 THROTTLE_MS = 15      # at most ~60 render requests a second while a slider is dragged
 IMAGE_SIDE = 224      # the image is scaled up (nearest neighbour) to about this many pixels
 SOURCE_TITLES = {"fixed": "Grid image", "real": "Real image", "seed": "Seed"}
 _MAX_SEED = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class View:
-    """What to render: plain values, sent from the dock to the worker."""
-
-    run_id: int
-    source: str                       # "fixed", "real" or "seed"
-    index: int                        # image index, or the seed
-    label: int | None                 # the class, for a conditional G
-    kind: str                         # "principal" or "random"
-    coefficients: tuple[float, ...]   # in standard deviations along each direction
-
-
-@dataclass(frozen=True)
-class LoadedRun:
-    """What the dock needs to know about a loaded run (plain data from the worker)."""
-
-    run_id: int
-    name: str
-    step: int
-    family: str
-    ema: bool
-    k: int
-    sources: tuple[str, ...]
-    sizes: dict[str, int] = field(default_factory=dict)
-    classes: tuple[str, ...] = ()     # a conditional run's class names; empty otherwise
-
-
-class LatentWorker(QObject):
-    """Lives in the dock's thread; holds the run's networks and the explorer."""
-
-    loaded = Signal(object)    # LoadedRun
-    rendered = Signal(int, object)  # run_id, uint8 (H, W, C), a fresh array each time
-    failed = Signal(int, str)  # run_id, message
-    _wake = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()  # no parent: it moves to its thread
-        self._lock = threading.Lock()
-        self._pending: View | None = None
-        self._waking = False
-        self.run_id, self.run, self.explorer = -1, None, None
-        self._base_key = self._dir_key = None
-        self._directions: dict = {}
-        self._wake.connect(self._render_latest)  # emitted from the GUI thread: queued to this one
-
-    def request(self, view: View) -> None:
-        """Thread-safe: render ``view`` next, replacing any request not yet started."""
-        with self._lock:
-            self._pending = view
-            if self._waking:
-                return
-            self._waking = True
-        self._wake.emit()
-
-    @Slot()
-    def ready(self) -> None:
-        """The thread's start-up slot; work arrives as queued calls."""
-
-    @Slot(int, str)
-    def load(self, run_id: int, run_dir: str) -> None:
-        from ganstudio.export import class_names
-        from ganstudio.families import family_of
-        from ganstudio.latent import RunExplorer
-
-        self.run_id, self.run, self.explorer = run_id, None, None
-        self._base_key = self._dir_key = None
-        self._directions = {}
-        try:
-            run = RunExplorer.load(run_dir)
-            family = family_of(run.config)
-            self.run = run
-            self.loaded.emit(LoadedRun(
-                run_id, Path(run_dir).name, run.step, family.title, run.ema, min(K, run.g.z_dim), run.sources,
-                {s: run.source_size(s) for s in run.sources},
-                tuple(class_names(run.config)) if family.conditional else ()))
-        except Exception as err:  # noqa: BLE001 - shown in the dock, never raised out of a slot
-            self.failed.emit(run_id, _message(err))
-
-    @Slot()
-    def _render_latest(self) -> None:
-        with self._lock:
-            view, self._pending, self._waking = self._pending, None, False
-        if view is None or view.run_id != self.run_id or self.run is None:
-            return
-        try:
-            self._configure(view)
-            self.rendered.emit(view.run_id, self.explorer.render(view.coefficients))
-        except Exception as err:  # noqa: BLE001
-            self.failed.emit(view.run_id, _message(err))
-
-    def _configure(self, view: View) -> None:
-        from ganstudio.latent import LatentExplorer
-
-        run, k = self.run, min(K, self.run.g.z_dim)
-        base_key = (view.source, view.index, view.label)
-        dir_key = (view.kind, view.label if run.encoder is None else None)
-        if dir_key not in self._directions:  # principal directions cost a fraction of a second: once each
-            self._directions[dir_key] = run.directions(view.kind, k, label=view.label)
-        vectors, scales = self._directions[dir_key]
-        if self.explorer is None:
-            self.explorer = LatentExplorer(run.g, run.base(view.source, view.index), vectors, scales, view.label)
-        elif base_key != self._base_key:
-            self.explorer.set_base(run.base(view.source, view.index), view.label)
-        if dir_key != self._dir_key:
-            self.explorer.set_directions(vectors, scales)
-        self._base_key, self._dir_key = base_key, dir_key
 
 
 class LatentDock(QWidget):
@@ -425,15 +319,3 @@ def _named(widget, name: str, accessible: str):
     widget.setObjectName(name)
     widget.setAccessibleName(accessible)
     return widget
-
-
-def _message(err: Exception) -> str:
-    """One line for the dock: the engine's messages already say what to do."""
-    from ganstudio.engine.checkpoint import CheckpointError
-
-    text = str(err)
-    if isinstance(err, CheckpointError) and "does not exist" in text:
-        return f"No checkpoint yet: {text}. Train the run until it saves one, then press Reload."
-    if isinstance(err, (CheckpointError, ValueError)):
-        return text[:1].upper() + text[1:]
-    return f"{type(err).__name__}: {text}"

@@ -2,13 +2,16 @@
 
 The window composes widgets and forwards commands to the training session (``run_control.py``); it holds
 no training logic. Window geometry, dock layout and the last config persist in QSettings.
+
+Nothing here imports torch: the window paints first, then (``_after_first_paint``) torch loads on a
+background thread and the architecture preview builds its tables on another.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QStyle, QToolBar, QWidget
 
@@ -24,6 +27,7 @@ from ganstudio.gui.plots import TrainingPlots
 from ganstudio.gui.run_control import RunController
 from ganstudio.gui.status import StatusBar
 from ganstudio.gui.theme import apply_theme
+from ganstudio.gui.threads import preload_torch
 
 # (name, text, shortcut, status tip) — every action is created from this table in one place
 ACTIONS = [
@@ -60,8 +64,11 @@ TOOLBAR = ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_n
 
 
 class MainWindow(QMainWindow):
+    first_painted = Signal()  # emitted from the window's first paintEvent (benchmarks/startup.py times it)
+
     def __init__(self, settings: QSettings | None = None, runs_root: Path | None = None) -> None:
         super().__init__()
+        self._painted = False
         self.setObjectName("main_window")
         self.setWindowTitle("ganstudio")
         self.setAcceptDrops(True)  # drop a run folder to open it
@@ -89,6 +96,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         for follower in (self.preview, self.plots, self.metrics):  # each follows the model family
             self.form.config_changed.connect(follower.set_config)
+        for follower in (self.plots, self.metrics):  # the preview's first build waits for the first paint
             if self.form.config() is not None:
                 follower.set_config(self.form.config())
 
@@ -173,6 +181,19 @@ class MainWindow(QMainWindow):
         if getattr(self, "_needs_layout", False):
             self._needs_layout = False
             self._size_docks()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+            QTimer.singleShot(0, self._after_first_paint)  # after this paint pass (the docks) has finished
+
+    @Slot()
+    def _after_first_paint(self) -> None:
+        """torch and the preview's tables load now, off the GUI thread: the window is up and answers."""
+        preload_torch()
+        self.preview.set_config(self.form.config())  # None (an invalid form) is ignored
 
     def _size_docks(self) -> None:
         docks = self.docks

@@ -75,8 +75,7 @@ class RunController(QObject):
         if paused:
             self.control.pause()
         if self._can_resume(config):
-            overrides = [f"{k}={_toml(v)}" for k, v in _resume_changes(self.run_config, config)]
-            worker = TrainWorker(self.control, self.run_dir, None, overrides)
+            worker = TrainWorker(self.control, self.run_dir, None, _resume_changes(self.run_config, config))
             self.w.log.add(f"continuing {self.run_dir}")
         else:
             from ganstudio.engine.rundir import RunDir  # noqa: PLC0415 - only the folder naming
@@ -160,7 +159,7 @@ class RunController(QObject):
         rows = run.read_metrics()
         self.w.plots.load_rows(rows)
         self.w.metrics.load_rows(rows)
-        self.w.gallery.load_run(run.samples_dir)
+        self.w.gallery.load_run(run.sample_index())
         self.last_row = rows[-1] if rows else None
         self.w.status.clear_run()
         if self.last_row:
@@ -331,9 +330,9 @@ def _fixed_part(config: RunConfig) -> dict:
     return data
 
 
-def _resume_changes(old: RunConfig, new: RunConfig) -> list[tuple[str, object]]:
-    """(key, value) for the live and budget fields the form changed since the run's config."""
-    changes = []
+def _resume_changes(old: RunConfig, new: RunConfig) -> dict[str, object]:
+    """``{dotted key: value}`` for the live and budget fields the form changed since the run's config."""
+    changes = {}
     for section, fields in new.model_dump(mode="json").items():
         if not isinstance(fields, dict):
             continue
@@ -341,14 +340,5 @@ def _resume_changes(old: RunConfig, new: RunConfig) -> list[tuple[str, object]]:
         for name, value in fields.items():
             key = f"{section}.{name}"
             if (is_live(key) or key in RESUME_OVERRIDABLE) and value != previous.get(name):
-                changes.append((key, value))
+                changes[key] = value
     return changes
-
-
-def _toml(value) -> str:
-    """A value as ``--set`` reads it (TOML)."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"'{value}'" if isinstance(value, str) else repr(value)

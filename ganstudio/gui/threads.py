@@ -1,12 +1,16 @@
-"""One place that starts and stops QThreads, so none is ever destroyed while running.
+"""One place that starts and stops background work, so no QThread is ever destroyed while running.
 
 Every background job in the studio (training, estimating, exporting) is a QObject moved to a QThread
 started here. ``stop_thread`` quits and joins; ``live_threads`` lets tests check that none is left.
+``preload_torch`` imports torch off the GUI thread once the window has painted.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import weakref
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread
 
@@ -34,3 +38,86 @@ def stop_thread(thread: QThread | None, timeout_ms: int = 30_000) -> bool:
 
 def live_threads() -> list[QThread]:
     return [t for t in list(_threads) if t is not None]
+
+
+# --- torch, loaded once in the background after the window's first paint ----------------------------------
+# A plain daemon thread, not a QThread: it runs no Qt code, and an interpreter that exits mid-import must not
+# wait for it. The GUI thread still gets the GIL every switch interval (5 ms) except while C code holds it:
+# the dynamic linker mapping libtorch (shortened by _map_torch_libraries) and the cyclic garbage collector.
+_torch_ready = threading.Event()
+_torch_loader: threading.Thread | None = None
+PRELOAD = ("torch", "ganstudio.models", "torch._dynamo")  # dynamo: meta-device batch norm (the architecture
+# preview) imports it on first use, ~900 modules; better here, with the collector held off, than later
+
+
+def preload_torch() -> None:
+    """Start importing torch and the model zoo on a background thread (once; later calls do nothing), so
+    Start, the architecture preview and the estimate find them loaded."""
+    global _torch_loader
+    if _torch_loader is None:
+        _torch_loader = threading.Thread(target=_import_torch, name="preload-torch", daemon=True)
+        _torch_loader.start()
+
+
+def torch_loaded() -> bool:
+    """True once ``preload_torch``'s import has finished (successfully or not)."""
+    return _torch_ready.is_set()
+
+
+def _import_torch() -> None:
+    """Import PRELOAD with the cyclic collector off, then freeze what is loaded.
+
+    With torch loaded a full collection walks ~400k objects and holds the GIL for ~130 ms: the imports
+    trigger several (a GUI stall each), and so do a training run's allocations later. Module objects
+    live for the whole process, so the collector need not walk them again: ``gc.freeze`` moves them out
+    of its reach. Cost: cyclic garbage alive at the freeze is never reclaimed; only a start that is really
+    loading torch freezes, when little but startup objects exist.
+    """
+    import gc
+    import importlib
+
+    fresh = "torch" not in sys.modules
+    collecting = gc.isenabled()
+    if fresh:
+        gc.disable()
+    try:
+        _map_torch_libraries()
+        for name in PRELOAD:
+            importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - whoever needs torch next imports it again and reports the error
+        pass
+    finally:
+        if fresh:
+            gc.freeze()
+            if collecting:
+                gc.enable()
+        _torch_ready.set()
+
+
+def _map_torch_libraries() -> None:
+    """Map torch's big shared libraries with ``dlopen`` called through ctypes, which releases the GIL
+    around foreign calls; the import that follows then finds them loaded.
+
+    Python's own extension loading (and ``ctypes.CDLL``) hold the GIL while the dynamic linker maps and
+    relocates libtorch (0.2-0.3 s here), and the GUI thread cannot paint meanwhile. The flags are those
+    torch's import uses: its global-deps library RTLD_GLOBAL, the rest local. Best effort: a library
+    that fails to map (NULL) is left to the import, which loads it, or explains, as usual.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+        import importlib.util
+        import os
+
+        spec = importlib.util.find_spec("torch")
+        if spec is None or not spec.submodule_search_locations:
+            return
+        lib = Path(spec.submodule_search_locations[0]) / "lib"
+        dlopen = ctypes.CDLL(None).dlopen
+        dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+        for name, scope in (("libtorch_global_deps.so", os.RTLD_GLOBAL), ("libtorch_python.so", os.RTLD_LOCAL)):
+            if (lib / name).is_file():
+                dlopen(os.fsencode(lib / name), os.RTLD_NOW | scope)
+    except (OSError, AttributeError, ValueError):
+        pass  # no dlopen to call: the import maps the libraries itself

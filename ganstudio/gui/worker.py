@@ -4,15 +4,18 @@
 never runs queued slots: every command (pause, step, stop, a new learning rate) goes through the
 engine's thread-safe :class:`~ganstudio.engine.control.Control`, which the GUI thread calls directly.
 Events leave as signals carrying dicts and numpy arrays, never tensors; step figures are coalesced to
-at most ~20 emissions a second.
+at most ~20 emissions a second. The step count (``Progress``, ~10 a second, no device sync) travels
+on its own signal, so the status bar moves between the figures' ``log_every`` rows.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -37,6 +40,7 @@ class RunInfo:
 class TrainWorker(QObject):
     started_run = Signal(object)  # RunInfo
     progressed = Signal(object)  # list[dict]: StepStats rows (as in metrics.jsonl), oldest first
+    stepped = Signal(object)  # engine Progress: step, epoch, steps/s, images/s (~10 a second)
     sampled = Signal(object)  # engine Samples: step, uint8 (N, H, W, C), path
     warned = Signal(object)  # engine TrainWarning
     checkpointed = Signal(object)  # engine CheckpointSaved
@@ -45,12 +49,13 @@ class TrainWorker(QObject):
     failed = Signal(str)  # a message a person can act on
     finished = Signal(object)  # engine RunFinished, or None when the Trainer never started
 
-    def __init__(self, control, run_dir: Path, config: RunConfig | None = None, overrides: list[str] = ()) -> None:
-        """``config`` starts a new run in ``run_dir``; ``config=None`` resumes the run there (``--set``
-        style ``overrides`` applied)."""
+    def __init__(self, control, run_dir: Path, config: RunConfig | None = None,
+                 changes: Mapping[str, Any] | None = None) -> None:
+        """``config`` starts a new run in ``run_dir``; ``config=None`` resumes the run there, with
+        ``changes`` (``{dotted key: value}``, from the studio's form) applied to its config."""
         super().__init__()  # no parent: a QObject with a parent cannot move to another thread
         self.control, self.run_dir, self.config = control, Path(run_dir), config
-        self.overrides = list(overrides)
+        self.changes = dict(changes or {})
         self._pending: list[dict] = []
         self._last_emit = 0.0
 
@@ -76,12 +81,13 @@ class TrainWorker(QObject):
         from ganstudio.engine import RunDir, Trainer  # torch loads here, in the worker thread
 
         if self.config is None:
-            return Trainer.resume(self.run_dir, self.overrides)
+            return Trainer.resume(self.run_dir, self.changes, source="form")
         return Trainer(self.config, RunDir(self.run_dir))
 
     # --- engine events (called in the worker thread) ---------------------------------------------------
     def _on_event(self, event) -> None:
-        from ganstudio.engine import CheckpointSaved, EvalResult, EvalStarted, Samples, StepStats, TrainWarning
+        from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Progress, Samples, StepStats,
+                                             TrainWarning)
 
         if isinstance(event, StepStats):
             self._pending.append(event.to_json())
@@ -89,7 +95,9 @@ class TrainWorker(QObject):
                 self._flush()
             return
         self._flush()  # keep the order: figures up to this point first
-        if isinstance(event, Samples):
+        if isinstance(event, Progress):
+            self.stepped.emit(event)  # already rate-limited by the loop; a frozen dataclass of numbers
+        elif isinstance(event, Samples):
             self.sampled.emit(event)
         elif isinstance(event, TrainWarning):
             self.warned.emit(event)

@@ -17,21 +17,22 @@ the same features for the same images.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ganstudio.catalog import EXTRACTOR_CHOICES
 from ganstudio.data.decode import resize_crop, to_channels
+from ganstudio.metrics.errors import FeatureError
 from ganstudio.resources import resource
 
-EXTRACTORS = ("auto", "classifier", "inception", "random")
+__all__ = ["EXTRACTORS", "ClassifierExtractor", "FashionCNN", "FeatureError", "FeatureExtractor",
+           "InceptionExtractor", "RandomExtractor", "make_extractor", "resolve_kind"]
+
 CLASSIFIER_FILE = ("feature_net", "fashion_cnn.pt")
 CLASSIFIER_SIZE = 28
-
-
-class FeatureError(ValueError):
-    """An extractor cannot be built or used; the message says what to do (e.g. which file to download)."""
 
 
 # --- the bundled classifier ------------------------------------------------------------------------
@@ -150,12 +151,13 @@ class InceptionExtractor(FeatureExtractor):
     name, dim = "inception-fid", 2048
 
     def __init__(self, weights: Path, device: torch.device | str = "cpu") -> None:
-        from ganstudio.metrics import inception
+        # imports torchvision (~1 s): only when Inception is chosen
+        from ganstudio.metrics.inception import NUM_CLASSES, load_fid_inception, preprocess
 
         self.device = torch.device(device)
-        self.model = inception.load_fid_inception(weights, self.device)
-        self.num_classes = inception.NUM_CLASSES
-        self._preprocess = inception.preprocess
+        self.model = load_fid_inception(weights, self.device)
+        self.num_classes = NUM_CLASSES
+        self._preprocess = preprocess
 
     def _batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # resize on the device: 299 x 299 floats are 27x the bytes of a 32 px uint8 image
@@ -191,10 +193,29 @@ class RandomExtractor(FeatureExtractor):
 
 
 # --- choosing one ----------------------------------------------------------------------------------
+def _classifier(shape: tuple[int, int, int], device, inception_weights: Path | None) -> FeatureExtractor:
+    return ClassifierExtractor(device)
+
+
+def _inception(shape: tuple[int, int, int], device, inception_weights: Path | None) -> FeatureExtractor:
+    from ganstudio.metrics.inception import find_weights  # imports torchvision (~1 s)
+
+    return InceptionExtractor(find_weights(inception_weights), device)
+
+
+def _random(shape: tuple[int, int, int], device, inception_weights: Path | None) -> FeatureExtractor:
+    return RandomExtractor(shape, device=device)
+
+
+# catalog.EXTRACTOR_CHOICES but "auto", which resolve_kind turns into one of these
+EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {
+    "classifier": _classifier, "inception": _inception, "random": _random}
+
+
 def resolve_kind(kind: str, channels: int, image_size: int) -> str:
     """``auto`` -> the kind it stands for: classifier for gray 28/32 px, inception for RGB, else random."""
-    if kind not in EXTRACTORS:
-        raise FeatureError(f"eval.extractor = {kind!r} is not one of {', '.join(EXTRACTORS)}")
+    if kind not in EXTRACTOR_CHOICES:
+        raise FeatureError(f"eval.extractor = {kind!r} is not one of {', '.join(EXTRACTOR_CHOICES)}")
     if kind != "auto":
         return kind
     if channels == 1 and image_size in (28, 32):
@@ -210,11 +231,5 @@ def make_extractor(
 
     ``inception`` looks for its weights in ``inception_weights``, then the torch hub cache, then
     downloads them; offline and without the file it raises FeatureError saying what to download."""
-    kind = resolve_kind(kind, channels, image_size)
-    if kind == "classifier":
-        return ClassifierExtractor(device)
-    if kind == "inception":
-        from ganstudio.metrics.inception import find_weights
-
-        return InceptionExtractor(find_weights(inception_weights), device)
-    return RandomExtractor((channels, image_size, image_size), device=device)
+    build = EXTRACTORS[resolve_kind(kind, channels, image_size)]
+    return build((channels, image_size, image_size), device, inception_weights)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.inception import Inception3, InceptionA, InceptionC, InceptionE
 
+from ganstudio.metrics.errors import FeatureError
+
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_NAME}"
 INPUT_SIZE = 299
@@ -124,8 +126,6 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
 
 def load_fid_inception(weights: Path, device: torch.device | str = "cpu") -> FIDInceptionV3:
     """The network with ``weights`` loaded (``torch.load(weights_only=True)``), in eval mode on ``device``."""
-    from ganstudio.metrics.features import FeatureError
-
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError) as err:
@@ -144,8 +144,6 @@ def load_fid_inception(weights: Path, device: torch.device | str = "cpu") -> FID
 def find_weights(explicit: Path | None = None, *, download: bool = True) -> Path:
     """Where the Inception weights are: ``explicit`` (eval.inception_weights) if given, else the torch hub
     cache, downloading into it when online. Raises FeatureError saying what to fetch and where to put it."""
-    from ganstudio.metrics.features import FeatureError
-
     if explicit is not None:
         explicit = Path(explicit).expanduser()
         if not explicit.is_file():

@@ -252,7 +252,7 @@ def diversity(features: Tensor) -> float:
 def compute_metrics(real_features: Tensor | None, fake_features: Tensor, fake_probs: Tensor | None,
                     metrics: Sequence[str], *,
                     real_stats: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
-    """The metrics named (``config.METRICS``) as a flat dict of floats, e.g. ``{"fid": …, "kid_std": …}``.
+    """The metrics named (``catalog.METRIC_CHOICES``) as a flat dict of floats, e.g. ``{"fid": …, "kid_std": …}``.
 
     ``"is"`` needs ``fake_probs`` and is left out (no key) when they are None. ``real_stats = (mu,
     sigma)`` reuses cached real statistics for FID; ``real_features`` may then be None if FID is the

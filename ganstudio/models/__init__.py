@@ -4,7 +4,8 @@ Every generator (or decoder) maps z of shape (B, z_dim) to images (B, C, H, W) i
 ``forward(z, labels=None)`` and has ``z_dim`` and ``num_classes`` (0 when unconditional). Every
 discriminator maps ``(images, labels=None)`` to raw logits (B,) and has ``num_classes``, so any loss in
 ``ganstudio.losses`` works with any model. Every encoder maps images to (B, out_features). A new
-architecture is one module with its classes plus one line in ``MODELS``.
+architecture is one module with its classes, one line in ``MODELS`` and its row (name and description)
+in ``catalog.ARCH_CHOICES``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import NamedTuple
 
 from torch import nn
 
+from ganstudio.catalog import ARCH_CHOICES
 from ganstudio.config import ModelConfig
 from ganstudio.families import FAMILIES
 from ganstudio.models.common import LayerInfo, describe, init_weights_, spectral_norm_
@@ -29,18 +31,20 @@ __all__ = ["CONDITIONINGS", "MODELS", "LayerInfo", "ModelSpec", "NetworkInput", 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    name: str                                # its row in catalog.ARCH_CHOICES
     generator: Callable[..., nn.Module]      # (cfg, image_size, channels, *, in_features=z_dim)
     discriminator: Callable[..., nn.Module]  # (cfg, image_size, channels, *, out_features=1)
     encoder: Callable[..., nn.Module]        # (cfg, image_size, channels, *, out_features)
-    description: str
+
+    @property
+    def description(self) -> str:
+        return ARCH_CHOICES[self.name].description
 
 
-MODELS: dict[str, ModelSpec] = {  # keys are the choices of ModelConfig.arch (and of d_arch, besides "same")
-    "mlp": ModelSpec(MLPGenerator, MLPDiscriminator, MLPEncoder,
-                     "Fully connected G and D (Goodfellow et al. 2014): fast to train, blurrier images"),
-    "dcgan": ModelSpec(DCGANGenerator, DCGANDiscriminator, DCGANEncoder,
-                       "Convolutional G and D (Radford et al. 2015): the standard image GAN"),
-}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (  # ModelConfig.arch's choices (d_arch's, but "same")
+    ModelSpec("mlp", MLPGenerator, MLPDiscriminator, MLPEncoder),
+    ModelSpec("dcgan", DCGANGenerator, DCGANDiscriminator, DCGANEncoder),
+)}
 
 
 def _spec(field: str, arch: str) -> ModelSpec:

@@ -84,3 +84,14 @@ def test_cifar10_files_that_fail_torchvisions_checksums_are_a_data_error(cache, 
         (fake / name).write_bytes(b"not the real thing")
     with pytest.raises(DataError, match="does not check out"):
         load_images(DataConfig(source="torchvision:CIFAR10", import_from=tmp_path))
+
+
+def test_every_catalog_dataset_has_a_reader_and_every_reader_its_catalog_name():
+    import typing
+
+    from ganstudio.catalog import TORCHVISION_DATASETS
+    from ganstudio.data.torchvision_sources import READERS
+
+    assert list(READERS) == list(TORCHVISION_DATASETS)
+    choices = typing.get_args(DataConfig.model_fields["source"].annotation)
+    assert {c.removeprefix("torchvision:") for c in choices if c.startswith("torchvision:")} == set(READERS)

@@ -117,11 +117,11 @@ def test_vae_kl_is_non_negative_and_elbo_improves(tiny_config):
 def test_kl_warmup_ramps_beta(tiny_config):
     trainer = Trainer(tiny_config.with_overrides(["model.family='vae'", "loss.name='mse'", "loss.kl_warmup=10",
                                                   "loss.beta=2.0"]))
-    assert trainer.strategy.beta() == 0.0
+    assert trainer.strategy.beta(trainer.state) == 0.0
     trainer.global_step = 5
-    assert trainer.strategy.beta() == pytest.approx(1.0)
+    assert trainer.strategy.beta(trainer.state) == pytest.approx(1.0)
     trainer.global_step = 50
-    assert trainer.strategy.beta() == pytest.approx(2.0)
+    assert trainer.strategy.beta(trainer.state) == pytest.approx(2.0)
 
 
 def test_autoencoder_best_checkpoint_follows_reconstruction_error(tiny_config, tmp_path):

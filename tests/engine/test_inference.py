@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from ganstudio.config import RunConfig
-from ganstudio.engine import CheckpointError, Trainer, checkpoint
+from ganstudio.engine import CheckpointError, Trainer, checkpoint, seeds
 from ganstudio.engine.inference import (
-    EVAL_SEED_OFFSET, class_labels, eval_images, fixed_noise, generate, load_generator, load_networks, num_classes,
+    class_labels, eval_images, fixed_noise, generate, load_generator, load_networks, num_classes,
     seeded_noise,
 )
 
@@ -73,7 +73,7 @@ def test_generate_passes_labels_only_to_a_conditional_generator(runs):
 def test_eval_images_cover_every_class_equally(runs):
     config, g = load_generator(runs["cgan"])
     images = eval_images(g, config, 10)
-    expected = generate(g, seeded_noise(10, 6, config.train.seed + EVAL_SEED_OFFSET), torch.arange(10) % 10)
+    expected = generate(g, seeded_noise(10, 6, config.train.seed + seeds.EVAL), torch.arange(10) % 10)
     assert images.shape == (10, 1, 28, 28)
     assert torch.equal(images, torch.from_numpy(expected).permute(0, 3, 1, 2))
     assert class_labels(6, 4).tolist() == [0, 1, 2, 3, 0, 1]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ganstudio.config import SCHEDULES, OptimConfig, TrainConfig
+from ganstudio.catalog import SCHEDULE_CHOICES
+from ganstudio.config import OptimConfig, TrainConfig
 from ganstudio.engine.schedules import LR_SCHEDULES, lr_factor, schedule_horizon
 
 
 def test_schedules_are_the_config_choices():
-    assert list(LR_SCHEDULES) == list(SCHEDULES)
+    assert list(LR_SCHEDULES) == list(SCHEDULE_CHOICES)
 
 
 @pytest.mark.parametrize("schedule, expected", [

@@ -100,7 +100,7 @@ def test_resume_is_bit_exact(tiny_config, tmp_path, overrides):
 
     first = Trainer(config.updated("train.steps", 10), tmp_path / "split")
     first.run()
-    resumed = Trainer.resume(tmp_path / "split", ["train.steps=20"])
+    resumed = Trainer.resume(tmp_path / "split", {"train.steps": 20})
     assert resumed.global_step == 10
     resumed.run()
     assert resumed.global_step == straight.global_step == 20
@@ -123,7 +123,7 @@ def test_run_folder_holds_config_metrics_samples_checkpoint(tiny_config, tmp_pat
                 "lr_d", "lr_g", "images_per_s", "wall_time"):
         assert key in rows[-1]
     assert sorted(p.name for p in run.samples_dir.iterdir()) == \
-        ["step_000000.png", "step_000005.png", "step_000010.png"]
+        ["index.jsonl", "step_000000.png", "step_000005.png", "step_000010.png"]
     assert run.last_checkpoint.is_file()
     assert checkpoint.load(run.last_checkpoint)["step"] == 10
     kinds = {type(e).__name__ for e in seen}
@@ -159,8 +159,8 @@ def test_persistent_nan_stops_with_error_and_keeps_last_checkpoint(tiny_config, 
     trainer = Trainer(config, tmp_path / "run")
     original = trainer.strategy.train_step
 
-    def broken(next_batch, kind="both"):
-        stats = original(next_batch, kind)
+    def broken(state, next_batch, kind="both"):
+        stats = original(state, next_batch, kind)
         if trainer.global_step >= 7:
             stats["loss_g"] = stats["loss_g"] * float("nan")
         return stats
@@ -228,7 +228,7 @@ def test_full_disk_keeps_previous_checkpoint(tiny_config, tmp_path, monkeypatch)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    resumed = Trainer.resume(tmp_path / "run", ["train.steps=10"])
+    resumed = Trainer.resume(tmp_path / "run", {"train.steps": 10})
     seen = []
     with pytest.raises(CheckpointError, match="No space left.*previous checkpoint is intact"):
         resumed.run(callbacks=[seen.append])

@@ -210,11 +210,11 @@ def losses_offered(form: ConfigForm) -> list[str]:
 
 
 def test_family_vae_hides_d_only_fields_and_offers_reconstruction_losses(form):
-    from ganstudio.config import GAN_LOSSES
+    from ganstudio.catalog import GAN_LOSS_NAMES
     from ganstudio.families import FAMILIES
 
     assert all(form.is_shown(key) for key in D_ONLY) and not form.is_shown("loss.beta")
-    assert losses_offered(form) == list(GAN_LOSSES)
+    assert losses_offered(form) == list(GAN_LOSS_NAMES)
     choose(form.widget_for("model.family"), "vae")
     assert form.family().name == "vae" and form.is_valid()
     for key in D_ONLY:
@@ -228,7 +228,7 @@ def test_family_vae_hides_d_only_fields_and_offers_reconstruction_losses(form):
 
     choose(form.widget_for("model.family"), "gan")  # back: everything returns, with the loss used before
     assert all(form.is_shown(key) for key in D_ONLY) and not form.is_shown("loss.beta")
-    assert losses_offered(form) == list(GAN_LOSSES) and form.config().loss.name == "bce"
+    assert losses_offered(form) == list(GAN_LOSS_NAMES) and form.config().loss.name == "bce"
     assert title.text() == "G width"
     assert form.config() == load_preset("dcgan-fashion")
 
@@ -270,7 +270,9 @@ def test_an_invalid_pair_shows_the_validators_message(form):
     choose(form.widget_for("loss.name"), "hinge")
     expected = check_config(load_preset("dcgan-fashion").model_copy(update={
         "loss": load_preset("dcgan-fashion").loss.model_copy(update={"name": "hinge", "label_smoothing": 0.1})}))
-    assert expected and form.config() is None and not form.is_valid()
+    assert expected and expected.fields == ("loss.label_smoothing", "loss.name")
+    expected = expected.message
+    assert form.config() is None and not form.is_valid()
     assert seen[-1][0] is False and expected in seen[-1][1] and expected in form.error_text()
     assert is_marked(form, "loss.label_smoothing") and is_marked(form, "loss.name")
     assert expected in form.findChild(QWidget, "loss.name.error").text()
@@ -278,6 +280,47 @@ def test_an_invalid_pair_shows_the_validators_message(form):
     assert summary.isVisibleTo(form) and "loss.label_smoothing" in summary.text()
     choose(form.widget_for("loss.name"), "lsgan")
     assert form.is_valid() and seen[-1] == (True, "")
+
+
+def test_fields_are_marked_from_the_errors_entries_not_its_text(form):
+    from ganstudio.config import ConfigProblem
+
+    form.show_problems([
+        ConfigProblem("optim.lr_g", -1.0, "too low for this", "form"),
+        # a cross-field rule whose text names no field: only its entry says which fields it is about
+        ConfigProblem("loss.name", "hinge", "these two disagree", "form", fields=("loss.name", "model.d_norm")),
+        ConfigProblem(None, None, "the whole config is off", "form"),
+    ])
+    for key in ("optim.lr_g", "loss.name", "model.d_norm"):
+        assert is_marked(form, key), key
+    assert form.findChild(QWidget, "optim.lr_g.error").text() == "too low for this"
+    assert form.findChild(QWidget, "model.d_norm.error").text() == "these two disagree"
+    assert not is_marked(form, "optim.lr_d")
+    summary = form.findChild(QWidget, "config_form.summary").text()
+    assert "optim.lr_g, loss.name, model.d_norm" in summary and "the whole config is off" in summary
+    form.show_problems(())
+    assert not any(is_marked(form, key) for key in ("optim.lr_g", "loss.name", "model.d_norm"))
+
+
+def test_a_cross_field_error_from_validation_marks_the_fields_its_entry_names(form):
+    choose(form.widget_for("loss.name"), "wgan-gp")  # the preset's D has batch norm
+    assert not form.is_valid()
+    assert is_marked(form, "loss.name") and is_marked(form, "model.d_norm") and not is_marked(form, "optim.lr_g")
+    assert "batch norm" in form.findChild(QWidget, "model.d_norm.error").text()
+
+
+def test_choices_carry_their_catalog_descriptions_as_tooltips(form):
+    from PySide6.QtCore import Qt
+
+    from ganstudio.catalog import ARCH_CHOICES, LOSS_CHOICES, METRIC_CHOICES
+
+    arch = form.widget_for("model.arch")
+    assert arch.itemData(arch.findText("mlp"), Qt.ItemDataRole.ToolTipRole) == ARCH_CHOICES["mlp"].description
+    choose(form.widget_for("model.family"), "vae")  # the loss box is refilled: its tips come along
+    loss = form.widget_for("loss.name")
+    assert loss.itemData(loss.findText("bernoulli"), Qt.ItemDataRole.ToolTipRole) == \
+        LOSS_CHOICES["bernoulli"].description
+    assert form.findChild(QWidget, "eval.metrics.kid").toolTip() == METRIC_CHOICES["kid"].description
 
 
 def test_stabiliser_fields_explain_themselves(form):

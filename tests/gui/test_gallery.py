@@ -8,8 +8,10 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
+from ganstudio.engine.sample_index import infer_geometry
+from ganstudio.grids import GridGeometry, pair_columns
+from ganstudio.grids import tile as make_grid
 from ganstudio.gui.gallery import RECON_TITLE, SampleGallery
-from ganstudio.gui.grid_layout import GridGeometry, infer_geometry, make_grid, pair_columns
 
 
 def images_for(step: int, n: int = 16, size: int = 28, channels: int = 1) -> np.ndarray:
@@ -64,61 +66,6 @@ def shown_value(gallery, index: int) -> int:
     geo = gallery.view.geometry_
     x, y = geo.origin(index)
     return gallery.view.image.pixelColor(x + geo.cell_w // 2, y + geo.cell_h // 2).red()
-
-
-# --- grid layout ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("n", [1, 2, 5, 10, 16, 17, 64])
-@pytest.mark.parametrize("size", [28, 32, 64])
-def test_infer_geometry_from_png_size(n, size):
-    true = GridGeometry.of(n, size, size)
-    grid = make_grid(images_for(0, n, size))
-    assert grid.shape[:2] == (true.height, true.width)
-    guessed = infer_geometry(true.width, true.height)
-    assert (guessed.ncol, guessed.nrow, guessed.cell_w, guessed.cell_h) == (true.ncol, true.nrow, size, size)
-    assert infer_geometry(true.width, true.height, grid=grid) == true  # pixels give the exact count
-
-
-def test_infer_geometry_resolves_ambiguous_sizes_with_hints_or_pixels():
-    # 122 x 122 is 4 x 4 images of 28 px or 2 x 2 of 58 px
-    four = make_grid(images_for(0, 4, 58))
-    assert four.shape[:2] == (122, 122)
-    assert infer_geometry(122, 122).cell_w == 28  # the common size wins when nothing else is known
-    assert infer_geometry(122, 122, grid=four) == GridGeometry.of(4, 58, 58)  # no padding through images
-    assert infer_geometry(122, 122, image_size=58).cell_w == 58
-    assert infer_geometry(122, 122, n=4) == GridGeometry.of(4, 58, 58)
-
-
-@pytest.mark.parametrize(("n", "ncol"), [(100, 10), (80, 8), (40, 4), (30, 10), (32, 8), (8, 4)])
-def test_infer_geometry_of_grids_with_given_columns(n, ncol):
-    """A cgan grid has one row per class; reconstructions have pairs per row: not the square-root layout."""
-    true = GridGeometry.of(n, 28, 28, ncol)
-    grid = make_grid(images_for(0, n), ncol)
-    assert (true.ncol, true.nrow) == (ncol, -(-n // ncol)) and grid.shape[:2] == (true.height, true.width)
-    assert infer_geometry(true.width, true.height, grid=grid) == true
-    assert infer_geometry(true.width, true.height, n=n, ncol=ncol) == true
-
-
-def test_geometry_maps_pixels_to_cells():
-    geo = GridGeometry.of(10, 28, 28)  # 4 per row, 3 rows, two empty cells at the end
-    assert (geo.width, geo.height) == (122, 92)
-    assert geo.cell_at(2, 2) == 0 and geo.cell_at(29, 29) == 0 and geo.cell_at(32, 2) == 1
-    assert geo.cell_at(30, 5) is None and geo.cell_at(31, 31) is None and geo.cell_at(1, 9) is None  # padding
-    assert geo.cell_at(*geo.origin(9)) == 9 and geo.cell_at(*geo.origin(9)[::-1]) == 6
-    assert geo.cell_at(*geo.origin(10)) is None  # an empty cell
-
-
-def test_make_grid_matches_the_run_folder():
-    pytest.importorskip("torch")
-    from ganstudio.engine.rundir import grid_image
-
-    for n, channels, columns in [(1, 3, None), (5, 1, None), (16, 3, None), (10, 1, None), (40, 1, 4),
-                                 (30, 3, 10), (5, 1, 8), (32, 1, pair_columns(16))]:
-        images = np.random.default_rng(n).integers(0, 256, (n, 12, 12, channels), dtype=np.uint8)
-        theirs = np.asarray(grid_image(images, columns=columns))
-        ours = make_grid(images, columns)
-        if theirs.ndim == 2:
-            theirs = theirs[..., None]
-        np.testing.assert_array_equal(np.broadcast_to(ours, theirs.shape), theirs)
 
 
 # --- the widget -------------------------------------------------------------------------------------
@@ -323,8 +270,8 @@ def test_live_reconstructions_are_reread_from_their_file(small, tmp_path):
     gallery = small
     for k in range(8):  # a live AE run: both grids in memory and on disk
         path = write_grid(tmp_path, k, images_for(k))
-        write_grid(tmp_path, k, pairs_for(k), ncol=pair_columns(8), prefix="recon")
-        gallery.add_snapshot(k, images_for(k), path, reconstructions=pairs_for(k))
+        recon = write_grid(tmp_path, k, pairs_for(k), ncol=pair_columns(8), prefix="recon")
+        gallery.add_snapshot(k, images_for(k), path, reconstructions=pairs_for(k), recon_path=recon)
         assert gallery.decoded_count() <= gallery.max_in_memory
     assert gallery.snapshot_count() == 8
     gallery.show_index(0)  # long dropped from memory: read back from recon_000000.png
@@ -347,3 +294,52 @@ def test_screenshot_with_reconstructions(qtbot, gallery, artifacts_dir):
     gallery.add_snapshot(0, shapes(100, 28, seed=3), columns=10)
     qtbot.waitUntil(lambda: gallery.view.height() > 500, timeout=1000)  # the samples take the freed space
     assert gallery.grab().save(str(artifacts_dir / "gallery_cgan.png"))
+
+
+# --- the run folder's sample index -------------------------------------------------------------------
+def test_an_index_driven_gallery_shows_the_cells_the_pixels_would_get_wrong(qtbot, gallery, tmp_path):
+    from ganstudio.engine.rundir import RunDir
+    from ganstudio.grids import read_grid
+
+    run = RunDir(tmp_path / "run")
+    run.create()
+    dark = np.zeros((4, 58, 58, 1), dtype=np.uint8)  # dark 58 px images: a 122 px grid, as 4 x 4 of 28 px would be
+    dark[:, 5:20, 5:20] = (60 + np.arange(4))[:, None, None, None]
+    run.write_grid(0, dark)
+    run.write_grid(10, images_for(1, n=15), columns=5, row_classes=[4, 7, 9])  # a cgan: a row per class
+    records = run.sample_index()
+    assert infer_geometry(122, 122, grid=read_grid(records[0].path)).cell_w == 28  # the guess is wrong
+    gallery.load_run(records)
+    assert gallery.steps() == [0, 10] and gallery.view.geometry_ == GridGeometry.of(15, 28, 28, 5)
+    assert shown_value(gallery, 5) == 40 + 1 + 5  # the first image of the second row
+    gallery.show_index(0)
+    geo = gallery.view.geometry_
+    assert geo == GridGeometry.of(4, 58, 58)
+    for index in range(4):
+        x, y = geo.origin(index)
+        assert gallery.view.image.pixelColor(x + 10, y + 10).red() == 60 + index
+    gallery.show_index(1)
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    x, y = gallery.view.geometry_.origin(6)
+    qtbot.mouseClick(gallery.view, Qt.MouseButton.LeftButton, pos=gallery.view.widget_pos(x + 14, y + 14))
+    dialog = gallery.findChild(QDialog, "enlarged")
+    assert dialog.isVisible() and "image 7 of 15, class 7" in dialog.caption.text()
+    dialog.close()
+
+
+def test_samples_events_bring_their_reconstructions_file_and_classes(small, tmp_path):
+    pytest.importorskip("torch")
+    from ganstudio.engine.events import Samples
+    from ganstudio.engine.rundir import RunDir
+
+    gallery, run = small, RunDir(tmp_path / "run")
+    run.create()
+    for k in range(6):  # a live AE run: both grids in memory and on disk, as the loop reports them
+        path, recon = run.write_grid(k, images_for(k)), run.write_reconstructions(k, pairs_for(k))
+        gallery.add_samples(Samples(k, images_for(k), path, reconstructions=pairs_for(k), reconstructions_path=recon,
+                                    row_classes=None))
+    assert gallery.snapshot_count() == 6 and gallery.decoded_count() <= gallery.max_in_memory
+    gallery.show_index(0)  # dropped from memory: both grids read back from their files
+    x, y = gallery.recon_view.geometry_.origin(2)
+    assert gallery.recon_view.image.pixelColor(x + 3, y + 3).red() == 101 and shown_value(gallery, 0) == 40

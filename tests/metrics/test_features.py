@@ -123,6 +123,16 @@ def test_resolve_kind_rules_and_errors():
     assert issubclass(FeatureError, ValueError)
 
 
+def test_every_catalog_extractor_has_its_builder_and_every_builder_its_row():
+    import typing
+
+    from ganstudio.catalog import EXTRACTOR_CHOICES
+    from ganstudio.config import EvalConfig
+
+    assert set(EXTRACTORS) == set(EXTRACTOR_CHOICES) - {"auto"}
+    assert set(typing.get_args(EvalConfig.model_fields["extractor"].annotation)) == set(EXTRACTOR_CHOICES)
+
+
 def test_extractors_refuse_what_is_not_uint8_nchw(classifier):
     with pytest.raises(ValueError, match="uint8 images"):
         classifier.features(torch.zeros(2, 1, 28, 28))

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ganstudio.config import METRICS
+from ganstudio.catalog import METRIC_CHOICES
 from ganstudio.metrics import scores
 from ganstudio.metrics.scores import (
     compute_metrics,
@@ -202,7 +202,7 @@ def test_diversity_of_two_points_is_their_distance():
     (["fid"], {"fid"}),
     (["kid", "is"], {"kid", "kid_std", "is", "is_std"}),
     (["pr", "dc"], {"precision", "recall", "density", "coverage"}),
-    (list(METRICS), {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage"}),
+    (list(METRIC_CHOICES), {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage"}),
 ])
 def test_compute_metrics_returns_exactly_the_keys_asked(asked, keys):
     real, fake = gaussian(120, 6, 40), gaussian(100, 6, 41, shift=0.2)
@@ -227,7 +227,7 @@ def test_compute_metrics_names_what_is_wrong():
         compute_metrics(gaussian(10, 2, 0), gaussian(10, 3, 1), None, ["pr"])
 
 
-@pytest.mark.parametrize("metric", [*METRICS, "precision", "kid_std"])
+@pytest.mark.parametrize("metric", [*METRIC_CHOICES, "precision", "kid_std"])
 def test_small_sample_warning_fires_for_few_samples_only(metric):
     assert small_sample_warning(metric, 100, 64)
     assert small_sample_warning(metric, 10_000, 64) is None
@@ -237,3 +237,9 @@ def test_fid_warning_asks_for_at_least_the_feature_dimension():
     message = small_sample_warning("fid", 2500, 4096)
     assert message and "FID@2500" in message and "4096" in message
     assert small_sample_warning("fid", 500, 64).startswith("FID@500 is biased upwards")
+
+
+def test_every_catalog_metric_is_computed_and_every_computed_one_is_in_the_catalog():
+    from ganstudio.metrics.scores import METRIC_KEYS
+
+    assert set(METRIC_KEYS) == set(METRIC_CHOICES)

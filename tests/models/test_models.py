@@ -30,6 +30,17 @@ def test_registry_keys_are_the_config_choices():
     assert all(spec.description for spec in MODELS.values())
 
 
+def test_every_catalog_architecture_has_its_code_and_every_registered_one_its_row():
+    from ganstudio.catalog import ARCH_CHOICES, CONDITIONING_CHOICES, D_ARCH_CHOICES
+    from ganstudio.models import CONDITIONINGS
+
+    assert list(MODELS) == list(ARCH_CHOICES) and all(name == spec.name for name, spec in MODELS.items())
+    assert set(D_ARCH_CHOICES) == {"same", *MODELS}
+    assert set(typing.get_args(ModelConfig.model_fields["d_arch"].annotation)) == set(D_ARCH_CHOICES)
+    assert set(CONDITIONINGS) == set(CONDITIONING_CHOICES)
+    assert set(typing.get_args(ModelConfig.model_fields["conditioning"].annotation)) == set(CONDITIONINGS)
+
+
 @pytest.mark.parametrize("arch", sorted(MODELS))
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("channels", (1, 3))

@@ -1,0 +1,144 @@
+"""A run's training state as plain data: networks, optimizers, random generators, the step and the config.
+
+The step strategies (``gan.py``, ``autoencoder.py``) read and change a :class:`TrainState` and nothing
+else; the Trainer owns one and adds the data, the run folder, sampling and evaluation around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ganstudio.config import RunConfig
+from ganstudio.engine import seeds
+from ganstudio.engine.schedules import lr_factor, schedule_horizon
+from ganstudio.families import Family, family_of
+from ganstudio.models import build_models
+
+Batch = Callable[[], tuple[Tensor, Tensor]]  # the next (images, labels) batch on the device
+
+
+@dataclass
+class Rngs:
+    """The run's own generators: noise and penalties never draw from (or shift) the global RNG."""
+
+    noise: torch.Generator    # z, a VAE's ε, a cgan's fake labels
+    penalty: torch.Generator  # WGAN-GP interpolation
+    augment: torch.Generator  # DiffAugment, instance noise
+
+    @classmethod
+    def seeded(cls, seed: int, device: torch.device) -> Rngs:
+        return cls(*(torch.Generator(device).manual_seed(seed + offset)
+                     for offset in (seeds.NOISE, seeds.PENALTY, seeds.AUGMENT)))
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"noise_rng": self.noise.get_state(), "penalty_rng": self.penalty.get_state(),
+                "augment_rng": self.augment.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.noise.set_state(state["noise_rng"].cpu())
+        self.penalty.set_state(state["penalty_rng"].cpu())
+        if "augment_rng" in state:  # absent from checkpoints written before DiffAugment existed
+            self.augment.set_state(state["augment_rng"].cpu())
+
+
+@dataclass
+class TrainState:
+    """What one training step reads and changes. ``d`` is the encoder for the autoencoder families."""
+
+    config: RunConfig
+    g: nn.Module
+    d: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    rngs: Rngs
+    device: torch.device
+    memory_format: torch.memory_format = torch.contiguous_format
+    step: int = 0  # counted (generator) steps so far
+
+    @property
+    def family(self) -> Family:
+        return family_of(self.config)
+
+    def noise(self, n: int) -> Tensor:
+        return torch.randn(n, self.config.model.z_dim, device=self.device, generator=self.rngs.noise)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"g": self.g.state_dict(), "d": self.d.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "step": self.step, **self.rngs.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.g.load_state_dict(state["g"])
+        self.d.load_state_dict(state["d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rngs.load_state_dict(state)
+        self.step = int(state["step"])
+        apply_optim_settings(self)
+
+
+def build_state(config: RunConfig, device: torch.device) -> TrainState:
+    """Networks (drawn from the global RNG: seed it first), optimizers and generators for ``config``."""
+    model, train = config.model, config.train
+    g, d = build_models(model, image_size=config.data.image_size, channels=config.data.channels)
+    # channels-last pays off for convolutions only; an MLP flattens its input either way
+    convs = {model.arch, model.d_arch} - {"same"}
+    memory_format = torch.channels_last if train.channels_last and "dcgan" in convs else torch.contiguous_format
+    g.to(device, memory_format=memory_format)
+    d.to(device, memory_format=memory_format)
+    o = config.optim
+    return TrainState(config, g, d, _optimizer(config, g.parameters(), o.lr_g, o.weight_decay_g),
+                      _optimizer(config, d.parameters(), o.lr_d, o.weight_decay_d),
+                      Rngs.seeded(train.seed, device), device, memory_format)
+
+
+def apply_optim_settings(state: TrainState) -> None:
+    """Push the config's optimizer settings into the optimizers (the config is the truth)."""
+    o = state.config.optim
+    for opt, decay in ((state.opt_g, o.weight_decay_g), (state.opt_d, o.weight_decay_d)):
+        for group in opt.param_groups:
+            group["weight_decay"] = decay
+            if "betas" in group:
+                group["betas"] = (o.beta1, o.beta2)
+            if "momentum" in group:
+                group["momentum"] = o.momentum
+    set_learning_rates(state)
+
+
+def set_learning_rates(state: TrainState) -> None:
+    """The configured rates times the schedule's factor at this step (a function of the step alone, so a
+    resumed run gets exactly the same rates)."""
+    o = state.config.optim
+    factor = lr_factor(o.schedule, state.step, schedule_horizon(o, state.config.train))
+    for opt, lr in ((state.opt_g, o.lr_g), (state.opt_d, o.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * factor
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run with ``modules`` in eval mode (batch norm uses its running statistics), then restore them."""
+    modes = [(m, m.training) for m in modules]
+    try:
+        for m, _ in modes:
+            m.eval()
+        yield
+    finally:
+        for m, training in modes:
+            m.train(training)
+
+
+def _optimizer(config: RunConfig, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    o = config.optim
+    if o.name == "adam":
+        # fused: one kernel for all parameters (CPU and CUDA), cheaper than the per-tensor loop
+        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=True)
+    if o.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=weight_decay, foreach=True)
