@@ -16,6 +16,15 @@ REPORT_ENV = "GANSTUDIO_REPORT_FIRST_PAINT"
 
 
 def run_studio(argv: list[str] | None = None) -> int:
+    app, window = build_studio(argv)
+    if os.environ.get(REPORT_ENV):
+        window._startup_report = StartupReport(window, os.environ[REPORT_ENV])
+    window.show()
+    return app.exec()
+
+
+def build_studio(argv: list[str] | None = None):
+    """The application and its main window, not yet shown (``benchmarks/gui_latency.py`` starts here too)."""
     from PySide6.QtWidgets import QApplication
 
     from ganstudio.gui.main_window import MainWindow
@@ -23,11 +32,7 @@ def run_studio(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setOrganizationName("ganstudio")
     app.setApplicationName("ganstudio")
-    window = MainWindow()  # starts loading torch after its first paint
-    if os.environ.get(REPORT_ENV):
-        window._startup_report = StartupReport(window, os.environ[REPORT_ENV])
-    window.show()
-    return app.exec()
+    return app, MainWindow()  # it starts loading torch after its first paint
 
 
 class StartupReport:
@@ -58,7 +63,6 @@ class StartupReport:
 
         now = time.perf_counter()
         self.stalls.append(max(0.0, (now - self.last) * 1000 - self.TICK_MS))
-        if self.stalls[-1] > 40: print("DEBUG stall", round(self.stalls[-1]), "at", round(time.time() - self.figures["first_paint"], 3))
         self.last = now
         if torch_loaded():
             self.figures.setdefault("torch", time.time())

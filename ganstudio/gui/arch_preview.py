@@ -16,17 +16,8 @@ import time
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSplitter,
-    QTreeWidget,
-    QTreeWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from ganstudio.config import RunConfig, TrainConfig
 from ganstudio.families import family_of, images_per_step
@@ -120,7 +111,8 @@ def measure_throughput(config: RunConfig, *, warmup: int = WARMUP_STEPS, steps: 
     finally:
         trainer.close()
     # real images per step, as the loop counts them (n_critic D batches for a GAN)
-    return {"images_per_s": images_per_step(config) / seconds, "seconds_per_step": seconds, "device": str(trainer.device)}
+    return {"images_per_s": images_per_step(config) / seconds, "seconds_per_step": seconds,
+            "device": str(trainer.device)}
 
 
 def format_duration(seconds: float) -> str:
@@ -155,9 +147,6 @@ class _DescribeWorker(QObject):
     def __init__(self, config: RunConfig) -> None:
         super().__init__()  # no parent: it moves to its thread
         self._config = config
-
-    def cancel(self) -> None:
-        """A build takes milliseconds once torch is loaded: nothing to cancel, ``_Job.stop`` waits."""
 
     @Slot()
     def run(self) -> None:
@@ -207,7 +196,7 @@ class _Job:
         self.thread = start_in_thread(worker, worker.run, self.name)
 
     def stop(self, *_args) -> None:
-        if self.worker is not None:
+        if self.worker is not None and hasattr(self.worker, "cancel"):  # a table build just finishes (ms)
             self.worker.cancel()
         stop_thread(self.thread)
         self.worker = self.thread = None

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QStyle, QToolButton
 
 from ganstudio.config import ConfigError, RunConfig, is_live
 from ganstudio.families import family_of
-from ganstudio.gui.status import eta_seconds
+from ganstudio.gui.status import Eta
 from ganstudio.gui.worker import RunInfo, TrainingSession, TrainWorker
 
 RESUME_OVERRIDABLE = ("train.steps", "train.max_time")  # beside live fields, safe to change on resume
@@ -41,6 +41,7 @@ class RunController(QObject):
         self.device: str | None = None
         self.last_row: dict | None = None
         self.elapsed0 = 0.0
+        self.eta: Eta | None = None  # the session's ETA, from its RunInfo on
         actions = window.actions
         for name, slot in (("start", self.start), ("pause", self.toggle_pause), ("stop", self.stop),
                            ("sample_now", self.sample_now), ("evaluate", self.evaluate_now)):
@@ -100,10 +101,14 @@ class RunController(QObject):
         step = self.last_row["step"] if self.last_row else 0
         if self.control.paused:
             self.control.resume()
+            if self.eta is not None:
+                self.eta.resume()
             self.w.plots.add_marker(step, "resumed")
             self._set_state("running")
         else:
             self.control.pause()
+            if self.eta is not None:
+                self.eta.pause()
             self.w.plots.add_marker(step, "paused")
             self._set_state("paused")
 
@@ -193,6 +198,7 @@ class RunController(QObject):
     def _connect(self, worker: TrainWorker) -> None:
         worker.started_run.connect(self._on_started)
         worker.progressed.connect(self._on_progress)
+        worker.stepped.connect(self._on_stepped)
         worker.sampled.connect(self._on_sampled)
         worker.warned.connect(self._on_warning)
         worker.checkpointed.connect(self._on_checkpoint)
@@ -205,6 +211,9 @@ class RunController(QObject):
     def _on_started(self, info: RunInfo) -> None:
         self.device, self.elapsed0 = info.device, info.elapsed
         self.run_config = info.config
+        self.eta = Eta(info.config, info.elapsed)
+        if self.control is not None and self.control.paused:
+            self.eta.pause()
         self.w.form.set_config(info.config)
         self.w.status.set_device(info.device)
         self.w.log.add(f"training on {info.device} from step {info.step}")
@@ -213,11 +222,20 @@ class RunController(QObject):
 
     @Slot(object)
     def _on_progress(self, rows: list[dict]) -> None:
-        self.w.plots.append(rows)
+        """Logged rows (every ``log_every`` steps): the plots, and the status bar's step and speed."""
+        self.w.plots.append(rows)  # redrawn from the plots' timer, not here
         self.last_row = rows[-1]
-        train = self.run_config.train
-        eta = eta_seconds(self.last_row, train.steps, train.max_time, self.elapsed0, train.batch_size)
-        self.w.status.show_row(self.last_row, eta)
+        eta = self.eta.row(self.last_row) if self.eta is not None else None
+        self.w.status.show_progress(self.last_row["step"], self.last_row.get("epoch", 0),
+                                    self.eta.images_per_s if self.eta else self.last_row.get("images_per_s"), eta)
+
+    @Slot(object)
+    def _on_stepped(self, progress) -> None:
+        """The step count between logged rows (~10 a second): the status bar only."""
+        if self.eta is None:
+            return  # RunInfo arrives first; this guards a worker wired without it (tests)
+        eta = self.eta.progress(progress.step, progress.steps_per_s, progress.images_per_s)
+        self.w.status.show_progress(progress.step, progress.epoch, self.eta.images_per_s, eta)
 
     @Slot(object)
     def _on_sampled(self, samples) -> None:

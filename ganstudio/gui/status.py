@@ -1,8 +1,17 @@
-"""The status bar: run state, step, epoch, images/s, ETA and device."""
+"""The status bar: run state, step, epoch, images/s, ETA and device; and ``Eta``, which computes the ETA.
+
+The step count and speed arrive several times a second (the engine's ``Progress`` events) and with every
+logged row. Speeds are counted steps per second, so the ETA is right whatever a step reads (a GAN's
+step reads ``n_critic`` batches: ``families.images_per_step``).
+"""
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtWidgets import QLabel, QStatusBar
+
+from ganstudio.families import images_per_step
 
 STATES = ("idle", "running", "paused", "stopped", "error")
 
@@ -14,16 +23,76 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def eta_seconds(row: dict, steps: int | None, max_time: float | None, session_start: float | None,
-                batch_size: int) -> float | None:
-    """Seconds left to the step budget (at the current speed) or the time budget, whichever is first."""
+def eta_seconds(step: int, steps_per_s: float | None, steps: int | None, time_left: float | None) -> float | None:
+    """Seconds left: to the step budget ``steps`` at ``steps_per_s`` counted steps a second, or to the end
+    of the time budget (``time_left`` seconds), whichever comes first; None without a budget or a speed."""
     candidates = []
-    rate = row.get("images_per_s") or 0.0
-    if steps is not None and rate > 0:
-        candidates.append((steps - row["step"]) * batch_size / rate)
-    if max_time is not None and session_start is not None:
-        candidates.append(max_time - (row.get("wall_time", 0.0) - session_start))
+    if steps is not None and steps_per_s:
+        candidates.append((steps - step) / steps_per_s)
+    if time_left is not None:
+        candidates.append(time_left)
     return max(0.0, min(candidates)) if candidates else None
+
+
+class Eta:
+    """The ETA of one training session, fed by Progress events and logged rows (no Qt).
+
+    The speeds are smoothed (an exponential average over about the last second of Progress events, each
+    of which covers ~0.1 s), so the ETA does not flicker. The time budget counts training time: the clock
+    stops while the run is paused.
+    """
+
+    SMOOTHING = 0.25  # weight of the newest speed
+
+    def __init__(self, config, elapsed0: float = 0.0, clock=time.monotonic) -> None:
+        self.steps, self.max_time = config.train.steps, config.train.max_time
+        self.images_per_step = images_per_step(config)  # what one counted step reads, for logged rows
+        self.elapsed0, self.clock = elapsed0, clock  # elapsed0: training seconds before this session
+        self.steps_per_s: float | None = None
+        self.images_per_s: float | None = None
+        self._left: float | None = None  # seconds of the time budget left at ``self._since``
+        self._since: float | None = None  # clock reading then; None while paused (the budget does not run)
+        self._paused = False
+
+    def progress(self, step: int, steps_per_s: float, images_per_s: float) -> float | None:
+        """A Progress event: the ETA now."""
+        self._smooth(steps_per_s, images_per_s)
+        return self.eta(step)
+
+    def row(self, row: dict) -> float | None:
+        """A logged row (metrics.jsonl): its speed (images/s over the logging interval) and its training
+        time (``wall_time``, which anchors the time budget). The ETA now."""
+        images = row.get("images_per_s") or 0.0
+        if images > 0:
+            self._smooth(images / self.images_per_step, images)
+        if self.max_time is not None and row.get("wall_time") is not None:
+            self._left = self.max_time - (row["wall_time"] - self.elapsed0)
+            self._since = None if self._paused else self.clock()
+        return self.eta(row["step"])
+
+    def pause(self) -> None:
+        self._left, self._since, self._paused = self.time_left(), None, True
+
+    def resume(self) -> None:
+        self._since, self._paused = self.clock(), False
+
+    def time_left(self) -> float | None:
+        if self._left is None:
+            return None
+        return self._left - (self.clock() - self._since) if self._since is not None else self._left
+
+    def eta(self, step: int) -> float | None:
+        return eta_seconds(step, self.steps_per_s, self.steps, self.time_left())
+
+    def _smooth(self, steps_per_s: float, images_per_s: float) -> None:
+        if steps_per_s <= 0:
+            return  # a D-only step counts no step: keep the last speed
+        if self.steps_per_s is None:
+            self.steps_per_s, self.images_per_s = steps_per_s, images_per_s
+            return
+        w = self.SMOOTHING
+        self.steps_per_s += w * (steps_per_s - self.steps_per_s)
+        self.images_per_s += w * (images_per_s - self.images_per_s)
 
 
 class StatusBar(QStatusBar):
@@ -48,6 +117,8 @@ class StatusBar(QStatusBar):
         colours = {"running": "#2a9d2a", "paused": "#d08000", "error": "#d03030"}
         colour = colours.get(state)
         self.labels["state"].setText(state)
+        if state not in ("running", "paused"):
+            self.labels["eta"].setText("")  # nothing left to wait for
         self.labels["state"].setStyleSheet(f"font-weight: bold; color: {colour};" if colour else "font-weight: bold;")
 
     def add_warning(self, message: str) -> None:
@@ -67,11 +138,17 @@ class StatusBar(QStatusBar):
         self.labels["device"].setText(f"device: {device}")
 
     def show_row(self, row: dict, eta: float | None) -> None:
-        self.labels["step"].setText(f"step {row['step']:,}")
-        self.labels["epoch"].setText(f"epoch {row.get('epoch', 0)}")
-        speed = row.get("images_per_s")
-        self.labels["speed"].setText(f"{speed:,.0f} img/s" if speed else "")
-        self.labels["eta"].setText(f"ETA {format_duration(eta)}" if eta is not None else "")
+        """A logged row's step, epoch and speed (an opened run's last row, say)."""
+        self.show_progress(row["step"], row.get("epoch", 0), row.get("images_per_s"), eta)
+
+    def show_progress(self, step: int, epoch: int, images_per_s: float | None, eta: float | None) -> None:
+        """Several times a second while training; a label is set only when its text changes (a repaint)."""
+        texts = {"step": f"step {step:,}", "epoch": f"epoch {epoch}",
+                 "speed": f"{images_per_s:,.0f} img/s" if images_per_s else "",
+                 "eta": f"ETA {format_duration(eta)}" if eta is not None else ""}
+        for name, text in texts.items():
+            if self.labels[name].text() != text:
+                self.labels[name].setText(text)
 
     def clear_run(self) -> None:
         for name in ("step", "epoch", "speed", "eta"):

@@ -216,3 +216,21 @@ def test_screenshot_vae(qtbot, preview, artifacts_dir):
     preview.show()
     qtbot.waitExposed(preview)
     assert preview.grab().save(str(artifacts_dir / "arch_preview_vae.png"))
+
+
+def test_tables_are_built_off_the_gui_thread(qtbot, preview, tiny, monkeypatch):
+    import threading
+
+    from ganstudio.gui import arch_preview
+
+    threads_seen = []
+    describe = arch_preview.describe_config
+
+    def spy(config):
+        threads_seen.append(threading.current_thread())
+        return describe(config)
+
+    monkeypatch.setattr(arch_preview, "describe_config", spy)
+    show(qtbot, preview, tiny)
+    assert threads_seen and threading.main_thread() not in threads_seen
+    assert preview.totals()["generator"] > 0

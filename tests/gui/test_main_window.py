@@ -228,3 +228,39 @@ def test_evaluate_now_fills_the_metrics_dock_and_neighbours_view(qtbot, window, 
     assert dialog.sheet.shape == (8 * 30, 4 * 28 + 6, 1)
     dialog.grab().save(str(artifacts_dir / "neighbours.png"))
     dialog.done(0)
+
+
+def test_status_bar_counts_steps_between_logged_rows(qtbot, window, tiny_config):
+    window.form.set_config(tiny_config.with_overrides(["train.log_every=100000", "train.sample_every=100000",
+                                                       "train.checkpoint_every=100000", "train.steps=100000"]))
+    _trigger(window, "start")
+
+    def live_step():
+        text = window.status.labels["step"].text()
+        return int(text.split()[1].replace(",", "")) if text else 0
+
+    qtbot.waitUntil(lambda: live_step() > 0 and window.status.labels["eta"].text().startswith("ETA"),
+                    timeout=60_000)
+    assert window.run.last_row is None  # no logged row yet: the count came from Progress events
+    assert window.status.labels["speed"].text().endswith("img/s")
+    _trigger(window, "stop")
+    qtbot.waitUntil(lambda: window.status.state == "stopped", timeout=60_000)
+
+
+def test_window_paints_before_the_preview_loads(qtbot, tmp_path, monkeypatch):
+    from ganstudio.gui import main_window
+
+    started = []
+    monkeypatch.setattr(main_window, "preload_torch", lambda: started.append("preload"))
+    set_config = main_window.ArchitecturePreview.set_config
+    monkeypatch.setattr(main_window.ArchitecturePreview, "set_config",
+                        lambda self, config: (started.append("preview"), set_config(self, config)))
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), runs_root=tmp_path / "runs")
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.first_painted, timeout=10_000):
+        win.show()
+        assert not started
+    assert not started  # torch and the tables come after the first paint (pass) has finished
+    qtbot.waitUntil(lambda: started == ["preload", "preview"] and win.preview.totals().get("generator", 0) > 0,
+                    timeout=30_000)
+    win.preview.shutdown()

@@ -120,3 +120,18 @@ def test_ten_thousand_signal_emits_do_not_crash(qtbot):
     for i in range(10_000):
         emitter.ping.emit({"step": i, "flag": True})
     assert len(received) == 10_000 and received[-1]["step"] == 9_999
+
+
+def test_worker_forwards_progress_after_the_rows_before_it(qtbot, tiny_config, tmp_path):
+    from ganstudio.engine.events import Progress, StepStats
+
+    worker = TrainWorker(Control(), tmp_path / "run", tiny_config)
+    seen = []
+    worker.progressed.connect(lambda rows: seen.append(("rows", [r["step"] for r in rows])))
+    worker.stepped.connect(lambda p: seen.append(("step", p.step)))
+    worker._last_emit = float("inf")  # as if a batch had just gone out: the row waits in the batch
+    nan = float("nan")
+    worker._on_event(StepStats(4, 0, nan, nan, nan, nan, 1.0, 1.0, 1e-4, 1e-4, 100.0, 1.0))
+    assert seen == []
+    worker._on_event(Progress(step=6, epoch=0, steps_per_s=2.0, images_per_s=32.0))
+    assert seen == [("rows", [4]), ("step", 6)]  # never an older row after a newer step count
