@@ -27,7 +27,7 @@ from ganstudio.engine.events import RunFinished, StepStats
 from ganstudio.engine.inference import eval_images, to_uint8
 from ganstudio.engine.loop import TrainingLoop
 from ganstudio.engine.rundir import RunDir
-from ganstudio.engine.state import TrainState, apply_optim_settings, build_state, eval_mode, set_learning_rates
+from ganstudio.engine.state import apply_optim_settings, build_state, eval_mode, set_learning_rates
 from ganstudio.engine.stats import StatsAccumulator
 from ganstudio.families import family_of
 
@@ -76,6 +76,11 @@ class Trainer:
     @property
     def config(self) -> RunConfig:
         return self.state.config
+
+    @config.setter
+    def config(self, config: RunConfig) -> None:
+        """Between runs, e.g. a larger step budget; the networks and data stay as they were built."""
+        self.state.config = config
 
     @property
     def device(self) -> torch.device:

@@ -1,30 +1,28 @@
 """What the config builds: its two networks' layers with output shapes and parameter counts, and a speed
-estimate. The networks are named for the family: Generator and Discriminator (a cgan's take labels too),
-or Decoder and Encoder for the autoencoders; G's and D's bodies may differ (``model.d_arch``).
+estimate (``gui/estimate.py``). The networks are named for the family: Generator and Discriminator (a
+cgan's take labels too), or Decoder and Encoder for the autoencoders; G's and D's bodies may differ
+(``model.d_arch``).
 
 The tables come from ``ganstudio.models.describe`` on models built under ``torch.device("meta")``:
 nothing is allocated or computed, so even a 64 px DCGAN 4096 wide shows at once, and the global RNG
 (which a running trainer's dropout draws from) is not touched. They are built on a background thread:
 the first build imports torch and, for batch norm's meta kernel, torch._dynamo (2-4 s of imports that
-must not hold the GUI thread). The estimate times real training steps on a background thread too.
+must not hold the GUI thread).
 """
 
 from __future__ import annotations
-
-import threading
-import time
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from ganstudio.config import RunConfig, TrainConfig
-from ganstudio.families import family_of, images_per_step
+from ganstudio.config import RunConfig
+from ganstudio.families import family_of
+from ganstudio.gui.estimate import TIMED_STEPS, WARMUP_STEPS, EstimateWorker, describe_estimate
 from ganstudio.gui.threads import start_in_thread, stop_thread
 
 DEBOUNCE_MS = 200
-WARMUP_STEPS, TIMED_STEPS = 3, 10
 ERROR_COLOR = "#c62828"
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters")
 ROLES = ("generator", "discriminator")  # the two networks build_models returns, in order
@@ -84,60 +82,6 @@ def describe_model(config: RunConfig) -> str:
     return ", ".join(parts)
 
 
-def measure_throughput(config: RunConfig, *, warmup: int = WARMUP_STEPS, steps: int = TIMED_STEPS,
-                       cancelled=lambda: False) -> dict | None:
-    """Time ``steps`` training steps after ``warmup`` untimed ones; None when ``cancelled()`` turns true."""
-    import torch
-
-    from ganstudio.engine.trainer import Trainer
-
-    trainer = Trainer(config)
-    try:
-        cuda = trainer.device.type == "cuda"
-        for _ in range(warmup):  # first steps pay for allocation, kernel selection, lazy init
-            if cancelled():
-                return None
-            trainer.train_step()
-        if cuda:
-            torch.cuda.synchronize(trainer.device)  # the clock starts once the warm-up has really run
-        start = time.perf_counter()
-        for _ in range(steps):
-            if cancelled():
-                return None
-            trainer.train_step()
-        if cuda:
-            torch.cuda.synchronize(trainer.device)  # CUDA steps are queued; wait for them once, at the end
-        seconds = (time.perf_counter() - start) / steps
-    finally:
-        trainer.close()
-    # real images per step, as the loop counts them (n_critic D batches for a GAN)
-    return {"images_per_s": images_per_step(config) / seconds, "seconds_per_step": seconds,
-            "device": str(trainer.device)}
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 86400:
-        hours, minutes = divmod(round(seconds / 60), 60)
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def describe_estimate(result: dict, train: TrainConfig) -> str:
-    """``"≈ 1,234 img/s on cpu; 10,000 steps ≈ 12 min"`` for the config's step or time budget."""
-    ips, per_step = result["images_per_s"], result["seconds_per_step"]
-    text = f"≈ {ips:,.0f}" if ips >= 10 else f"≈ {ips:.1f}"
-    text += f" img/s on {result['device']}"
-    if train.steps:
-        return f"{text}; {train.steps:,} steps ≈ {format_duration(train.steps * per_step)}"
-    if train.max_time:
-        return f"{text}; the {format_duration(train.max_time)} budget ≈ {int(train.max_time / per_step):,} steps"
-    return f"{text}; no step budget set (1,000 steps ≈ {format_duration(1000 * per_step)})"
-
-
 # --- the background jobs ---------------------------------------------------------------------------------
 class _DescribeWorker(QObject):
     """Builds one config's layer tables (``describe_config``) on its own thread."""
@@ -157,30 +101,6 @@ class _DescribeWorker(QObject):
         except Exception as err:  # noqa: BLE001 - shown in the widget; an exception must not escape into Qt
             result = f"{type(err).__name__}: {err}"
         self.done.emit(self._config, result)
-
-
-class _EstimateWorker(QObject):
-    """Runs ``measure_throughput`` on its own thread; has no parent, so ``moveToThread`` works."""
-
-    done = Signal(object)  # the result dict, an error message (str), or None when cancelled
-
-    def __init__(self, config: RunConfig) -> None:
-        super().__init__()
-        self._config = config
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = measure_throughput(self._config, cancelled=self._cancel.is_set)
-        except ValueError as err:  # ConfigError, DataError: phrased for the person already
-            result = f"Cannot estimate: {err}"
-        except Exception as err:  # noqa: BLE001 - shown in the widget; an exception must not escape into Qt
-            result = f"Cannot estimate: {type(err).__name__}: {err}"
-        self.done.emit(result)
 
 
 class _Job:
@@ -320,7 +240,7 @@ class ArchitecturePreview(QWidget):
             return
         self._button.setEnabled(False)
         self._result.setText(f"Estimating… ({WARMUP_STEPS} warm-up and {TIMED_STEPS} timed steps)")
-        worker = _EstimateWorker(self._config)
+        worker = EstimateWorker(self._config)
         worker.done.connect(self._estimate_done)  # queued: emitted from the worker's thread
         self._job.start(worker)
 

@@ -40,7 +40,6 @@ class RunController(QObject):
         self.run_config: RunConfig | None = None
         self.device: str | None = None
         self.last_row: dict | None = None
-        self.elapsed0 = 0.0
         self.eta: Eta | None = None  # the session's ETA, from its RunInfo on
         actions = window.actions
         for name, slot in (("start", self.start), ("pause", self.toggle_pause), ("stop", self.stop),
@@ -209,7 +208,7 @@ class RunController(QObject):
 
     @Slot(object)
     def _on_started(self, info: RunInfo) -> None:
-        self.device, self.elapsed0 = info.device, info.elapsed
+        self.device = info.device
         self.run_config = info.config
         self.eta = Eta(info.config, info.elapsed)
         if self.control is not None and self.control.paused:

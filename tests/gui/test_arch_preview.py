@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QTreeWidget
 
 from ganstudio.config import RunConfig, load_preset
 from ganstudio.gui import threads
-from ganstudio.gui.arch_preview import ArchitecturePreview, describe_estimate, format_duration
+from ganstudio.gui.arch_preview import ArchitecturePreview
+from ganstudio.gui.estimate import describe_estimate, format_duration
 
 
 @pytest.fixture
