@@ -29,6 +29,8 @@ D_COLOUR, G_COLOUR = "#4e9ad8", "#f28e2b"
 REAL_COLOUR, FAKE_COLOUR = "#4caf50", "#e15759"
 RAW_ALPHA = 70  # the unsmoothed curve, faint behind the smoothed one
 MARKER_COLOUR = "#9a9a9a"
+MARKER_MERGE = 0.01     # markers closer than this share of the plotted steps share one line
+MARKER_MIN_SPAN = 100   # ... of at least this many steps (early on, before much is plotted)
 
 ELBO_COLOUR = "#9c6ade"
 COLOURS = {  # a key's colour in every family; other keys take the next of CYCLE in their panel
@@ -80,6 +82,20 @@ def ema_debiased(values: np.ndarray, weight: float, last: float = 0.0, count: in
     debias = 1.0 - np.power(w, k + count) if w > 0.0 else 1.0
     out[finite] = y / debias
     return out, float(y[-1]), count + int(v.size)
+
+
+class Marker:
+    """One dashed line on the plots and the events it stands for, counted in the order they came."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.events: dict[str, int] = {}
+
+    def add(self, text: str) -> None:
+        self.events[text] = self.events.get(text, 0) + 1
+
+    def label(self) -> str:
+        return ", ".join(text if n == 1 else f"{text} ×{n}" for text, n in self.events.items())
 
 
 class Columns:
@@ -145,8 +161,8 @@ class TrainingPlots(QWidget):
         self.setAccessibleName("Training curves")
         self._data = Columns(("step", *KEYS, *(f"smooth:{k}" for k in KEYS)))
         self._ema_state = {key: (0.0, 0) for key in KEYS}
-        self._markers: list[tuple[int, str]] = []
-        self._marker_items: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
+        self._markers: list[Marker] = []
+        self._marker_items: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []  # one per marker per panel
         self._dirty = False
         self._timer = QTimer(self)
         self._timer.setObjectName("plots_redraw_timer")
@@ -262,8 +278,8 @@ class TrainingPlots(QWidget):
         self.canvas.clear()  # removes the PlotItems with their curves, legends and marker lines
         self._marker_items.clear()
         self._build_plots()
-        for step, text in self._markers:
-            self._add_marker_lines(step, text)
+        for marker in self._markers:
+            self._add_marker_lines(marker)
         self._dirty = True
         self._redraw()
 
@@ -301,15 +317,34 @@ class TrainingPlots(QWidget):
         self._schedule_redraw()
 
     def add_marker(self, step: int, text: str) -> None:
-        """A dashed vertical line with a short label on every panel ("paused", "lr_g → 1e-3")."""
-        self._markers.append((int(step), text))
-        self._add_marker_lines(int(step), text)
+        """A dashed vertical line with a short label on every panel ("paused", "lr_g → 1e-3").
 
-    def _add_marker_lines(self, step: int, text: str) -> None:
+        A marker close to the last one (within MARKER_MERGE of the steps shown so far) joins it and its
+        label counts the events ("paused ×3, resumed ×3"): every line costs an item per panel, and a
+        person tapping Space 200 times would otherwise leave 1,200 of them (a 347 ms stall).
+        """
+        step = int(step)
+        last = self._markers[-1] if self._markers else None
+        if last is not None and abs(step - last.step) <= self._merge_distance():
+            last.add(text)
+            for plot, line in self._marker_items[-len(self.panels):]:
+                line.label.setFormat(last.label())
+            return
+        marker = Marker(step)
+        marker.add(text)
+        self._markers.append(marker)
+        self._add_marker_lines(marker)
+
+    def _merge_distance(self) -> float:
+        steps = self._data.view("step")  # logged steps only grow
+        span = float(steps[-1] - steps[0]) if len(steps) else 0.0
+        return MARKER_MERGE * max(span, MARKER_MIN_SPAN)
+
+    def _add_marker_lines(self, marker: Marker) -> None:
         pen = pg.mkPen(MARKER_COLOUR, width=1, style=Qt.PenStyle.DashLine)
         for plot in self.panels:
             line = pg.InfiniteLine(
-                pos=step, angle=90, movable=False, pen=pen, label=text,
+                pos=marker.step, angle=90, movable=False, pen=pen, label=marker.label(),
                 labelOpts={"position": 0.92, "color": MARKER_COLOUR, "anchors": [(0, 0.5), (0, 0.5)]},
             )
             plot.addItem(line, ignoreBounds=True)
@@ -319,7 +354,11 @@ class TrainingPlots(QWidget):
         return self._data.size
 
     def marker_count(self) -> int:
+        """Marker lines on each panel (events close together share one)."""
         return len(self._markers)
+
+    def marker_labels(self) -> list[str]:
+        return [marker.label() for marker in self._markers]
 
     def smoothing_weight(self) -> float:
         return self.smoothing.value() / 100.0
