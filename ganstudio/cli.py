@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 from ganstudio import __version__
 
@@ -22,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_studio()
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C in a command without its own handlers (train has them)
+        print(f"ganstudio {args.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as err:  # noqa: BLE001 - one readable line unless --debug
         if args.debug:
             raise
@@ -151,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from ganstudio.engine import resolve_device
     from ganstudio.engine.inference import checkpoint_path, eval_images, load_generator
-    from ganstudio.fileio import atomic_write_bytes
+    from ganstudio.fileio import atomic_write, atomic_write_bytes
     from ganstudio.metrics.evaluate import Evaluator, neighbour_sheet
 
     device = resolve_device(args.device)
@@ -180,7 +181,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         _, indices = evaluator.neighbours(fake[:8], k=3)
         sheet = neighbour_sheet(fake[:8], evaluator.real_images(), indices)
-        Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(args.neighbours)
+        image = Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet)
+        # atomic: a full disk leaves no 0-byte PNG behind, and the error names the file
+        atomic_write(args.neighbours, lambda f: image.save(f, format="PNG"))
         print(f"wrote {args.neighbours}: generated images (left) beside their nearest training images")
     return 0
 
@@ -203,84 +206,10 @@ def _metric_table(metrics: dict[str, float], n: int) -> list[str]:
     return lines
 
 
-def _train_changes(args: argparse.Namespace) -> dict[str, Any]:
-    """``--set`` items and the shortcut flags (``--steps``, ...) as one ``{dotted key: value}``."""
-    from ganstudio.config import parse_overrides
-
-    changes = parse_overrides(args.overrides)
-    for flag, key in (("steps", "train.steps"), ("max_time", "train.max_time"), ("device", "train.device"),
-                      ("seed", "train.seed")):
-        value = getattr(args, flag)
-        if value is not None:
-            changes[key] = value
-    return changes
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from ganstudio.config import RunConfig, load_preset
-    from ganstudio.engine import Control, RunDir, Trainer
+    from ganstudio.train_command import cmd_train as train  # its signals, lock and progress bar
 
-    changes = _train_changes(args)
-    if args.resume:
-        trainer = Trainer.resume(args.resume, changes)
-    else:
-        config = RunConfig.load(args.config, changes) if args.config else \
-            load_preset(args.preset or "dcgan-fashion", changes)
-        run_dir = RunDir(args.run_dir) if args.run_dir else RunDir.new("runs", config.name)
-        if run_dir.last_checkpoint.exists():
-            raise FileExistsError(f"{run_dir.path} already holds a run; continue it with --resume {run_dir.path}")
-        trainer = Trainer(config, run_dir)
-    for warning in trainer.batches.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-
-    control = Control()
-    previous = signal.signal(signal.SIGINT, _stop_on_interrupt(control))
-    progress = _Progress(trainer, enabled=not args.quiet)
-    try:
-        finished = trainer.run(control, [progress])
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        progress.close()
-        trainer.close()
-    print(f"run folder: {finished.run_dir} (step {finished.step}, {finished.reason})")
-    return 0
-
-
-def _stop_on_interrupt(control):
-    def handler(signum, frame):
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
-        control.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    return handler
-
-
-class _Progress:
-    """tqdm bar fed by the Trainer's events: the step a few times a second (Progress), the figures at
-    logging intervals (StepStats)."""
-
-    def __init__(self, trainer, enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=trainer.config.train.steps, initial=trainer.global_step, unit="step",
-                        disable=not enabled, dynamic_ncols=True)
-        self.keys = [key for key, _ in trainer.family.plots[0].keys]  # the family's losses: D/G, recon, KL
-
-    def __call__(self, event) -> None:
-        from ganstudio.engine import Progress, StepStats, TrainWarning
-
-        if isinstance(event, Progress):
-            self.bar.update(event.step - self.bar.n)
-        elif isinstance(event, StepStats):
-            self.bar.update(event.step - self.bar.n)
-            row = event.to_json()
-            figures = {key: f"{row[key]:.3f}" for key in self.keys if key in row}
-            self.bar.set_postfix(**figures, img_s=f"{event.images_per_s:.0f}", refresh=False)
-        elif isinstance(event, TrainWarning):
-            self.bar.write(f"warning (step {event.step}): {event.message}", file=sys.stderr)
-
-    def close(self) -> None:
-        self.bar.close()
+    return train(args)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -10,12 +10,13 @@ presets.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ganstudio import catalog, config_io
 from ganstudio.config_io import (ConfigError, ConfigProblem, RuleError, parse_override, parse_overrides,
@@ -23,9 +24,10 @@ from ganstudio.config_io import (ConfigError, ConfigProblem, RuleError, parse_ov
 from ganstudio.families import check_config
 from ganstudio.fileio import atomic_write_bytes
 
-__all__ = ["ConfigError", "ConfigProblem", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig",
-           "RunConfig", "TrainConfig", "allowed", "field_keys", "from_dict", "is_live", "load_preset",
-           "parse_override", "parse_overrides", "preset_description", "preset_names", "preset_path"]
+__all__ = ["RESUME_OVERRIDABLE", "ConfigError", "ConfigProblem", "DataConfig", "EvalConfig", "LossConfig",
+           "ModelConfig", "OptimConfig", "RunConfig", "TrainConfig", "allowed", "field_keys", "from_dict",
+           "identity_differences", "is_live", "load_preset", "may_differ_within_run", "parse_override",
+           "parse_overrides", "preset_description", "preset_names", "preset_path"]
 
 
 def _field(default: Any, title: str, description: str, *, live: bool = False, **bounds: Any) -> Any:
@@ -35,6 +37,16 @@ def _field(default: Any, title: str, description: str, *, live: bool = False, **
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bools_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic takes ``true`` for 1 in an int or float field (``batch_size = true`` would train at
+        batch size 1); only the true/false fields take true/false."""
+        if isinstance(value, bool) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected {_kind_of(cls.model_fields[info.field_name].annotation)}, "
+                             f"not {str(value).lower()}")
+        return value
 
 
 class DataConfig(Section):
@@ -226,6 +238,9 @@ class EvalConfig(Section):
         live=True, ge=1, le=1000)
 
 
+RUN_NAME = re.compile(r"[\w\-][\w\-. ]*")  # a folder name on every system: no separators, no leading dot
+
+
 class RunConfig(BaseModel):
     """Everything a run needs; a run folder's config.toml is exactly this."""
 
@@ -238,6 +253,15 @@ class RunConfig(BaseModel):
     optim: OptimConfig = Field(default_factory=OptimConfig, title="Optimizer")
     train: TrainConfig = Field(default_factory=TrainConfig, title="Training")
     eval: EvalConfig = Field(default_factory=EvalConfig, title="Evaluation")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, name: str) -> str:
+        # the run folder is RUNS/NAME-TIMESTAMP: a '/' or '..' would put it outside the runs folder
+        if not RUN_NAME.fullmatch(name) or ".." in name:
+            raise ValueError("a run name names a folder: use letters, digits, spaces, '-', '_' and '.' "
+                             "(no '/', '\\', '..' or a leading '.')")
+        return name
 
     @model_validator(mode="after")
     def _fits_family(self) -> RunConfig:
@@ -259,7 +283,7 @@ class RunConfig(BaseModel):
         of dotted keys (``{"train.steps": 500}``); errors in those say they came from ``--set``."""
         path = Path(path)
         changes = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
-        data = config_io.apply_changes(cls, config_io.read_toml(path), changes, "--set")
+        data = config_io.apply_changes(cls, config_io.read_toml(path), changes, "--set", data_source=str(path))
         return from_dict(data, source=str(path), changed=changes)
 
     def with_changes(self, changes: Mapping[str, Any], source: str = "--set") -> RunConfig:
@@ -302,3 +326,46 @@ def is_live(key: str) -> bool:
     """Whether the dotted field ``key`` may change while training runs."""
     info = config_io.field_info(RunConfig, key)
     return bool(info and (info.json_schema_extra or {}).get("live"))
+
+
+# --- which fields make a run what it is ----------------------------------------------------------------
+# Beside the live fields, these may differ between a checkpoint and its run folder's config.toml, or change
+# when a run is continued: the budgets, and where and how fast it runs (not what it computes).
+RESUME_OVERRIDABLE = ("train.steps", "train.max_time")
+_PLACEMENT = ("train.device", "train.threads", "train.tensorboard", "data.workers", "data.memory_limit_mb")
+
+
+def may_differ_within_run(key: str) -> bool:
+    """Whether two configs of one run may differ in the dotted field ``key`` (live, a budget, placement)."""
+    return key == "name" or is_live(key) or key in RESUME_OVERRIDABLE or key in _PLACEMENT
+
+
+def identity_differences(a: RunConfig, b: RunConfig) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for each field that makes ``a`` and ``b`` different runs
+    (an mlp checkpoint in a dcgan run folder); empty when they may be the same run."""
+    dump_a, dump_b = a.model_dump(mode="json"), b.model_dump(mode="json")
+    found = []
+    for key in config_io.field_keys(RunConfig):
+        section, _, name = key.partition(".")
+        va = dump_a[section][name] if name else dump_a[section]
+        vb = dump_b[section][name] if name else dump_b[section]
+        if va != vb and not may_differ_within_run(key):
+            found.append((key, va, vb))
+    return found
+
+
+def _takes_bool(annotation: Any) -> bool:
+    return annotation is bool or bool in get_args(annotation)
+
+
+def _kind_of(annotation: Any) -> str:
+    if get_origin(annotation) is list:
+        return "a list"
+    args = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    if int in args:
+        return "a whole number"
+    if float in args:
+        return "a number"
+    if args and not any(isinstance(a, type) for a in args):  # a Literal's choices
+        return "one of " + ", ".join(repr(a) for a in args)
+    return "a value of the field's type"

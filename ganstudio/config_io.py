@@ -85,8 +85,11 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return dict(parse_override(item) for item in items)
 
 
-def apply_changes(model: type[BaseModel], data: dict, changes: Mapping[str, Any], source: str) -> dict:
-    """``data`` with each dotted key of ``changes`` set (None removes it, so the default applies)."""
+def apply_changes(model: type[BaseModel], data: dict, changes: Mapping[str, Any], source: str,
+                  data_source: str = "config") -> dict:
+    """``data`` with each dotted key of ``changes`` set (None removes it, so the default applies).
+    ``data_source`` names where ``data`` came from (a TOML file), for errors about its shape."""
+    check_shape(model, data, data_source)
     for key, value in changes.items():
         if field_info(model, key) is None:
             raise ConfigError(f"unknown field {key!r} (from {source}); fields: {', '.join(field_keys(model))}",
@@ -95,10 +98,28 @@ def apply_changes(model: type[BaseModel], data: dict, changes: Mapping[str, Any]
     return data
 
 
+def check_shape(model: type[BaseModel], data: Any, source: str) -> None:
+    """A config's sections must be tables (``[train]``), not values (``train = 5``): a ConfigError naming
+    the section and the file. Field values are validation's job; this only keeps ``--set`` working."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config is a table of sections, not {type(data).__name__}")
+    for name, info in model.model_fields.items():
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel) and name in data \
+                and not isinstance(data[name], dict):
+            message = (f"[{name}] is a section of fields (e.g. [{name}] then one 'field = value' per line), "
+                       f"not a single value")
+            raise ConfigError(f"invalid config:\n  {name} = {data[name]!r}: {message} (from {source})",
+                              [ConfigProblem(name, data[name], message, source)])
+
+
 def set_dotted(data: dict, key: str, value: Any) -> None:
     *parents, last = key.split(".")
     for part in parents:
         data = data.setdefault(part, {})
+        if not isinstance(data, dict):  # e.g. --set train=5 then --set train.steps=10
+            raise ConfigError(f"cannot set {key}: {part} holds {data!r}, not a section of fields",
+                              [ConfigProblem(key, value, f"{part} is not a section of fields", "--set")])
     if value is None:
         data.pop(last, None)
     else:
@@ -174,7 +195,10 @@ class _Origins:
     changed_source: str
 
     def of(self, *keys: str) -> str:
-        return self.changed_source if self.changed.intersection(keys) else self.source
+        """Where the value of ``keys`` came from: a key was changed when it or its section was
+        (``--set "optim={lr_g=2}"`` changes ``optim.lr_g``)."""
+        changed = any(key == c or key.startswith(c + ".") for key in keys for c in self.changed)
+        return self.changed_source if changed else self.source
 
 
 def _problem(model: type[BaseModel], error: dict, data: dict, origins: _Origins) -> ConfigProblem:
@@ -187,8 +211,12 @@ def _problem(model: type[BaseModel], error: dict, data: dict, origins: _Origins)
                              origins.of(*cause.fields), fields=cause.fields)
     if error["type"] == "value_error":  # a plain ValueError from a validator: its text is all we have
         msg = error["msg"].removeprefix("Value error, ")
+        # the field at fault is the error's own: a --set value is blamed on --set even when the
+        # validator's text does not spell the key out
         mentioned = [k for k in origins.changed if k in msg]
-        return ConfigProblem(key, error.get("input"), msg, origins.of(*mentioned), fields=(key,) if key else ())
+        if key is not None:
+            return ConfigProblem(key, error.get("input"), msg, origins.of(key, *mentioned))
+        return ConfigProblem(key, error.get("input"), msg, origins.of(*mentioned))
     if error["type"] == "extra_forbidden":
         return ConfigProblem(key, error.get("input"), UNKNOWN_FIELD, origins.of(key))
     msg, rule = error["msg"], allowed(model, key)

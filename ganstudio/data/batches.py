@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import multiprocessing.synchronize
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganstudio.config import DataConfig
-from ganstudio.data.base import DataError, ImageSet
+from ganstudio.data.base import CancelCheck, Cancelled, DataError, ImageSet
 from ganstudio.data.decode import SkippedImage
 from ganstudio.data.sources import Source, open_source
 
@@ -132,6 +134,10 @@ class _SourceDataset(Dataset):
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        # set by StreamBatches.close(): a worker stops between two images instead of finishing its batch,
+        # which is what DataLoader's own shutdown waits for (up to 5 s per worker, then it kills them)
+        self.stop: multiprocessing.synchronize.Event | None = None
+        self._warned: set[int] = set()  # per worker process: each bad file is named once, not every epoch
 
     def __len__(self) -> int:
         return len(self.source)
@@ -139,12 +145,17 @@ class _SourceDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         n = len(self.source)
         for offset in range(min(n, _MAX_FALLBACKS)):
+            if self.stop is not None and self.stop.is_set():
+                raise Cancelled("the stream was closed")  # read by no one: the loader is shutting down
+            item = (index + offset) % n
             try:
-                image = self.source.item((index + offset) % n)
+                image = self.source.item(item)
             except SkippedImage as bad:  # found only now: the header looked fine when the set was opened
-                log.warning("skipped %s while streaming; using the next image instead", bad)
+                if item not in self._warned:
+                    self._warned.add(item)
+                    log.warning("skipped %s while streaming; using the next image instead", bad)
                 continue
-            return image, self.source.label((index + offset) % n)
+            return image, self.source.label(item)
         raise DataError(f"{_MAX_FALLBACKS} images in a row from {self.source.name} could not be decoded "
                         f"(from index {index}); check the files")
 
@@ -182,6 +193,8 @@ class StreamBatches(Batches):
 
     def _loader(self) -> DataLoader:
         sampler = _EpochBatchSampler(self, self.epoch, self._position)
+        # a fresh flag per loader: the workers inherit it (fork) or receive it pickled (spawn)
+        self._dataset.stop = multiprocessing.get_context().Event() if self._workers else None
         return DataLoader(
             self._dataset, batch_sampler=sampler, num_workers=self._workers,
             pin_memory=self.device.type == "cuda",  # pinned pages let the copy below overlap compute
@@ -200,19 +213,28 @@ class StreamBatches(Batches):
         self.close()
 
     def close(self) -> None:
+        """Stop the workers: each finishes the image it is decoding, not its whole batch."""
         iterator, self._iterator = self._iterator, None
+        if self._dataset.stop is not None:
+            self._dataset.stop.set()
         if iterator is not None and hasattr(iterator, "_shutdown_workers"):
             iterator._shutdown_workers()  # otherwise the workers live until garbage collection
 
 
-def build_batches(cfg: DataConfig, *, batch_size: int, device: torch.device | str, seed: int) -> Batches:
-    """In memory when N x C x H x W bytes fit in ``cfg.memory_limit_mb`` MiB, else streamed."""
-    source = open_source(cfg)
+def build_batches(cfg: DataConfig, *, batch_size: int, device: torch.device | str, seed: int,
+                  cancelled: CancelCheck = None) -> Batches:
+    """In memory when N x C x H x W bytes fit in ``cfg.memory_limit_mb`` MiB, else streamed.
+
+    ``cancelled`` is asked while the folder is listed, checked and decoded (once per folder, every 32
+    header checks, once per decoded file); when it returns True, :class:`Cancelled` is raised within
+    about one file's decode and nothing is kept. The result's ``warnings`` are not logged: show them.
+    """
+    source = open_source(cfg, cancelled=cancelled)
     nbytes = len(source) * cfg.channels * cfg.image_size ** 2
     if nbytes <= cfg.memory_limit_mb * 2 ** 20:
-        return TensorBatches(source.decode_all(), batch_size=batch_size, device=device, seed=seed,
-                             name=source.name)
+        return TensorBatches(source.decode_all(cancelled, log_warnings=False), batch_size=batch_size,
+                             device=device, seed=seed, name=source.name)
     log.info("%s needs %.0f MiB > data.memory_limit_mb = %d: streaming it with %d workers",
              source.name, nbytes / 2 ** 20, cfg.memory_limit_mb, cfg.workers)
-    return StreamBatches(source.checked(), batch_size=batch_size, device=device, seed=seed,
-                         workers=cfg.workers)
+    return StreamBatches(source.checked(cancelled, log_warnings=False), batch_size=batch_size, device=device,
+                         seed=seed, workers=cfg.workers)

@@ -6,24 +6,42 @@ streaming path on one item at a time in the loader workers, so both see the same
 
 from __future__ import annotations
 
-import logging
 import os
+import stat
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-log = logging.getLogger(__name__)
+from ganstudio.data.base import CancelCheck, check_cancelled
 
-# Why a file was skipped -> the words used in the one warning that counts them
+
+# Why a file was skipped -> the words used in the one warning that counts them (in this order)
 NOT_IMAGE, CORRUPT, TOO_LARGE = "not images", "corrupt", "too large (decompression bomb)"
+ELONGATED, UNREADABLE = "too elongated", "unreadable"
+REASONS = (NOT_IMAGE, CORRUPT, TOO_LARGE, ELONGATED, UNREADABLE)
+# Longest side : shortest side an image may have. The centre crop keeps the middle square, 1/20 = 5 % of
+# an image this long, so beyond it what trains is a sliver, not the picture; and the resize before the
+# crop makes size^2 x ratio pixels: a 1,000,000 x 1 PNG at 64 px asked for 5.3 GB (21 GB for 4,000,000 x
+# 1) while passing PIL's decompression-bomb check, which counts only input pixels. 1:20 still takes
+# panoramas and long banners; with it a resize allocates at most 20 x size^2 x 3 bytes (15 MB at 512 px).
+MAX_ASPECT = 20
+# Images above this many pixels decode one at a time: decoding, the alpha composite and the RGB copy
+# hold ~4 copies of the pixels, so 8 threads on 80-megapixel files (legal for PIL) would need ~10 GB.
+_ONE_AT_A_TIME_PIXELS = 16_000_000
+_big_image = threading.Lock()
+# Formats PIL decodes by running a program on the file: EPS runs Ghostscript, an interpreter of the
+# PostScript inside (a program, not pixels) whose parser has had many CVEs. No image folder needs them.
+_REFUSED_FORMATS = {"EPS": "decoding it would run Ghostscript on the file"}
+_ORIENTATION = 0x0112  # the EXIF tag; values 2-8 mean the pixels are stored mirrored or rotated
 _BACKGROUND = 255  # transparent pixels are composited onto white, as image viewers and browsers show them
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _RESIZE_CHUNK = 4096  # images resized per interpolate call; bounds the temporary before the crop
@@ -57,6 +75,10 @@ def resize_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     height, width = images.shape[-2:]
     if height == width == size:
         return images
+    if max(height, width) > MAX_ASPECT * min(height, width):  # the files path refuses these earlier
+        raise ValueError(f"a {width} x {height} image is more elongated than 1:{MAX_ASPECT}; resizing it "
+                         f"to {size} px would allocate {size * size * max(height, width) // min(height, width):,} "
+                         "pixels per channel before the crop")
     scale = size / min(height, width)
     new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
     out = torch.empty((len(images), images.shape[1], size, size), dtype=torch.uint8)
@@ -89,31 +111,70 @@ def prepare(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
 # --- files -----------------------------------------------------------------------------------------
 @contextmanager
 def open_image(path: Path):
-    """``Image.open(path)`` with decompression bombs refused and PIL's errors turned into SkippedImage."""
+    """``Image.open(path)`` with decompression bombs and overlong shapes refused, and every error while
+    the image is open (opening, decoding, converting) turned into :class:`SkippedImage`."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a named pipe would wait for a writer forever
+            raise SkippedImage(path, UNREADABLE, "not a regular file (a folder, pipe or device)")
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; a GAN never needs such an image and
             # decoding one can take gigabytes, so a warning is refused like the error above it
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                if image.format in _REFUSED_FORMATS:
+                    raise SkippedImage(path, NOT_IMAGE, f"{image.format}: {_REFUSED_FORMATS[image.format]}")
+                _check_shape(path, image.size)
                 yield image
+    except SkippedImage:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise SkippedImage(path, TOO_LARGE, str(err)) from None
     except UnidentifiedImageError as err:
         raise SkippedImage(path, NOT_IMAGE, str(err)) from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as err:
-        # PIL reports damaged data with any of these, depending on the format and where the damage is
+    except (PermissionError, IsADirectoryError, FileNotFoundError) as err:  # FileNotFound: a broken link
+        raise SkippedImage(path, UNREADABLE, f"{type(err).__name__}: {err.strerror}") from None
+    except MemoryError:
+        raise SkippedImage(path, TOO_LARGE, "out of memory while decoding it") from None
+    except Exception as err:  # noqa: BLE001 - see below
+        # PIL's plugins report damaged data with OSError, ValueError, SyntaxError, EOFError, IndexError,
+        # TypeError, KeyError, struct.error, ZeroDivisionError... depending on the format and where the
+        # damage is. One bad file must never end a run, so whatever it raises skips that file, by name.
         raise SkippedImage(path, CORRUPT, f"{type(err).__name__}: {err}") from None
 
 
+def _check_shape(path: Path, size: tuple[int, int]) -> None:
+    width, height = size
+    if min(width, height) < 1:
+        raise SkippedImage(path, CORRUPT, f"its header says {width} x {height} pixels")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise SkippedImage(path, ELONGATED, f"{width} x {height} pixels, beyond 1:{MAX_ASPECT}; the centre "
+                                            "crop would keep under 5 % of it")
+
+
 def decode_file(path: Path, size: int, channels: int) -> torch.Tensor:
-    """One image file -> uint8 (channels, size, size). Raises SkippedImage for anything unusable."""
+    """One image file -> uint8 (channels, size, size), upright per its EXIF orientation; the first frame
+    of an animation. Raises SkippedImage for anything unusable, naming the file."""
     with open_image(path) as image:
-        # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= size
-        image.draft(None, (size, size))
-        pixels = _to_uint8(image, channels)
-    tensor = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
-    return resize_crop(tensor, size)[0]
+        width, height = image.size
+        with _big_image if width * height > _ONE_AT_A_TIME_PIXELS else nullcontext():
+            # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= size
+            image.draft(None, (size, size))
+            # decode now, so damage raises here: reading the EXIF of a PNG loads it, and a second load
+            # after a failed one returns the half-decoded pixels without a word
+            image.load()
+            pixels = _to_uint8(_upright(image), channels)
+            tensor = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+            return resize_crop(tensor, size)[0]
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (cameras and phones store pixels as the sensor saw
+    them and record the turn). Only when a turn is needed: exif_transpose copies the pixels otherwise."""
+    try:
+        orientation = image.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block costs the orientation, not the image
+        return image
+    return ImageOps.exif_transpose(image) if orientation in range(2, 9) else image
 
 
 def _to_uint8(image: Image.Image, channels: int) -> np.ndarray:
@@ -142,7 +203,8 @@ def _deep_to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
 
 
 def check_header(path: Path) -> None:
-    """Cheap check that ``path`` is an image of a sane size (reads the header only; no pixel decode).
+    """Cheap check that ``path`` is an image of a sane size and shape (reads the header only; no pixel
+    decode).
 
     Raises SkippedImage. Truncated pixel data is only found by :func:`decode_file`.
     """
@@ -150,28 +212,40 @@ def check_header(path: Path) -> None:
         pass
 
 
-def decode_files(paths: Sequence[Path], size: int, channels: int,
-                 progress: bool = False) -> tuple[torch.Tensor, list[int], list[SkippedImage]]:
+def decode_files(paths: Sequence[Path], size: int, channels: int, progress: bool = False,
+                 cancelled: CancelCheck = None, where: str = "images"
+                 ) -> tuple[torch.Tensor, list[int], list[SkippedImage]]:
     """Decode many files on a thread pool (PIL releases the GIL while decoding).
 
     Returns uint8 (M, C, size, size) for the M readable files, their indices into ``paths``, and the
     skipped files. Decodes straight into one preallocated tensor, so the peak memory is the result's.
+    Raises :class:`Cancelled` within about one file's decode of ``cancelled()`` turning true.
     """
     out = torch.empty((len(paths), channels, size, size), dtype=torch.uint8)
+    stop = threading.Event()  # cancelled() is the caller's; only this thread calls it, the pool reads this
 
     def one(i: int) -> SkippedImage | None:
+        if stop.is_set():
+            return None
         try:
             out[i] = decode_file(paths[i], size, channels)
         except SkippedImage as skipped:
             return skipped
         return None
 
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        results = pool.map(one, range(len(paths)))
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    results: list[SkippedImage | None] = []
+    try:
+        ordered = pool.map(one, range(len(paths)))
         if progress:
             from tqdm import tqdm
-            results = tqdm(results, total=len(paths), desc="decoding images", unit="img")
-        results = list(results)
+            ordered = tqdm(ordered, total=len(paths), desc="decoding images", unit="img")
+        for result in ordered:  # in order: waits for one file at a time, then asks once per file
+            check_cancelled(cancelled, f"decoding {where} ({len(results)} of {len(paths)} files done)")
+            results.append(result)
+    finally:
+        stop.set()  # the queued files return at once; shutdown then waits only for those mid-decode
+        pool.shutdown(wait=True, cancel_futures=True)
     kept = [i for i, r in enumerate(results) if r is None]
     skipped = [r for r in results if r is not None]
     return (out if not skipped else out[kept]), kept, skipped
@@ -180,14 +254,13 @@ def decode_files(paths: Sequence[Path], size: int, channels: int,
 def skipped_message(skipped: Sequence[SkippedImage], total: int, where: str) -> str:
     """One line counting skipped files by reason, e.g. 'skipped 3 of 120 files in /x (2 not images, ...)'."""
     counts = Counter(s.reason for s in skipped)
-    reasons = ", ".join(f"{counts[r]} {r}" for r in (NOT_IMAGE, CORRUPT, TOO_LARGE) if counts[r])
+    reasons = ", ".join(f"{counts[r]} {r}" for r in REASONS if counts[r])
     examples = "; ".join(str(s) for s in skipped[:3])
     return f"skipped {len(skipped)} of {total} files in {where} ({reasons}); e.g. {examples}"
 
 
 def report_skipped(skipped: Sequence[SkippedImage], total: int, where: str, out: list[str]) -> None:
-    """Log the one warning for ``skipped`` files and append it to ``out`` (nothing when none)."""
+    """Append the one warning for ``skipped`` files to ``out`` (nothing when none). Not logged here:
+    whoever returns ``out`` logs it or hands it on, so it is said once (see ``Source.decode_all``)."""
     if skipped:
-        message = skipped_message(skipped, total, where)
-        log.warning(message)
-        out.append(message)
+        out.append(skipped_message(skipped, total, where))

@@ -7,14 +7,14 @@ in ``source_types.py``.
 
 from __future__ import annotations
 
-import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ganstudio.config import DataConfig
-from ganstudio.data.base import DataError, ImageSet
+from ganstudio.data.base import CancelCheck, DataError, ImageSet, check_cancelled
 from ganstudio.data.source_types import ArraySource, FileSource, Source, idx_source
 from ganstudio.data.torchvision_sources import torchvision_source  # torchvision itself loads only when used
 from ganstudio.resources import resource
@@ -22,33 +22,33 @@ from ganstudio.resources import resource
 __all__ = ["ArraySource", "FASHION_MNIST_CLASSES", "FileSource", "Source", "bundled_source", "folder_source",
            "held_out", "idx_source", "load_images", "open_source"]
 
-log = logging.getLogger(__name__)
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot"]
 BUNDLED = ("datasets", "fashion-mnist-10k")
 
 
 # --- choosing a source -----------------------------------------------------------------------------
-def open_source(cfg: DataConfig, limit: int | None = None) -> Source:
+def open_source(cfg: DataConfig, limit: int | None = None, cancelled: CancelCheck = None) -> Source:
     """The training images ``cfg`` names, cut to ``cfg.max_images`` minus the held-out ones, and to
-    ``limit``; decodes nothing yet."""
-    source = _split(cfg)[0]
+    ``limit``; decodes nothing yet. Raises Cancelled when ``cancelled()`` turns true during the scan."""
+    source = _split(cfg, cancelled)[0]
     return source.head(limit) if limit is not None and limit < len(source) else source
 
 
-def held_out(cfg: DataConfig, limit: int | None = None) -> Source | None:
+def held_out(cfg: DataConfig, limit: int | None = None, cancelled: CancelCheck = None) -> Source | None:
     """The ``data.holdout`` images kept out of training (the last ones), or None when there are none."""
-    source = _split(cfg)[1]
+    source = _split(cfg, cancelled)[1]
     return source.head(limit) if source is not None and limit is not None and limit < len(source) else source
 
 
-def _split(cfg: DataConfig) -> tuple[Source, Source | None]:
+def _split(cfg: DataConfig, cancelled: CancelCheck = None) -> tuple[Source, Source | None]:
+    check_cancelled(cancelled, f"opening data.source = {cfg.source}")
     if cfg.source == "bundled":
         source = bundled_source(cfg)
     elif cfg.source == "folder":
-        source = folder_source(cfg)
+        source = folder_source(cfg, cancelled)
     else:
-        source = torchvision_source(cfg)
+        source = torchvision_source(cfg)  # a download cannot be interrupted; it is checked after
     if cfg.max_images is not None and cfg.max_images < len(source):
         source = source.head(cfg.max_images)
     if not cfg.holdout:
@@ -57,12 +57,14 @@ def _split(cfg: DataConfig) -> tuple[Source, Source | None]:
     if cfg.holdout >= n:
         raise DataError(f"data.holdout = {cfg.holdout} leaves no training images: {source.name} has {n}; "
                         "hold out fewer")
-    return source.head(n - cfg.holdout), source.part(n - cfg.holdout, n)
+    # the folder's own notes (ignored files, links) travel with the training part only: said once
+    return source.head(n - cfg.holdout), replace(source.part(n - cfg.holdout, n), warnings=[])
 
 
-def load_images(cfg: DataConfig, limit: int | None = None) -> ImageSet:
-    """Decode the whole dataset (at most ``limit`` images) into a uint8 CPU tensor."""
-    return open_source(cfg, limit).decode_all()
+def load_images(cfg: DataConfig, limit: int | None = None, cancelled: CancelCheck = None) -> ImageSet:
+    """Decode the whole dataset (at most ``limit`` images) into a uint8 CPU tensor; its warnings are
+    logged. Raises Cancelled soon after ``cancelled()`` turns true."""
+    return open_source(cfg, limit, cancelled).decode_all(cancelled)
 
 
 def bundled_source(cfg: DataConfig) -> ArraySource:
@@ -72,18 +74,21 @@ def bundled_source(cfg: DataConfig) -> ArraySource:
 
 
 # --- image folders ---------------------------------------------------------------------------------
-def folder_source(cfg: DataConfig) -> FileSource:
-    """Every file under ``cfg.path``; class subfolders (two or more) become labels."""
+def folder_source(cfg: DataConfig, cancelled: CancelCheck = None) -> FileSource:
+    """Every file under ``cfg.path``; class subfolders (two or more) become labels. Linked folders are
+    followed, each real folder once."""
     root = Path(cfg.path).expanduser()
     if not root.exists():
         raise DataError(f"image folder {root} (data.path) does not exist; check the path")
     if not root.is_dir():
         raise DataError(f"data.path {root} is a file, not a folder; set data.path to the folder holding it")
-    warnings: list[str] = []
+    walk = _FolderWalk(root, cancelled)
     entries = _visible(root.iterdir())
-    loose = [p for p in entries if p.is_file()]
-    listing = {d: _files_under(d) for d in entries if d.is_dir()}
+    # as os.walk lists them: everything but folders, so a broken link or a pipe is skipped by name later
+    loose = [p for p in entries if not p.is_dir()]
+    listing = {d: walk.files_under(d) for d in entries if d.is_dir() and walk.enter(d)}
     class_dirs = [d for d, found in listing.items() if found]
+    warnings: list[str] = walk.notes()
     if len(class_dirs) >= 2:
         paths, labels = [], []
         for label, class_dir in enumerate(class_dirs):
@@ -94,7 +99,6 @@ def folder_source(cfg: DataConfig) -> FileSource:
             warnings.append(f"ignored {len(loose)} files directly in {root}: its images are sorted into "
                             f"class subfolders ({shown}), so files beside them have no class; move "
                             "them into one")
-            log.warning(warnings[-1])
         class_names, label_tensor = [d.name for d in class_dirs], torch.tensor(labels, dtype=torch.long)
     else:
         paths = loose + [p for found in listing.values() for p in found]  # the order os.walk gives
@@ -111,10 +115,54 @@ def _visible(paths) -> list[Path]:
     return sorted(p for p in paths if not p.name.startswith("."))  # .DS_Store, .git, ...
 
 
-def _files_under(folder: Path) -> list[Path]:
-    """All visible files below ``folder``, in a fixed (sorted) order; symlinked folders not followed."""
-    found = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(parent, f) for f in sorted(files) if not f.startswith(".")]
-    return found
+class _FolderWalk:
+    """Lists the files below folders, entering each real folder once.
+
+    Linked folders are followed (a dataset linked into the folder is part of it), but a link back to a
+    folder already entered (a loop such as ``root/again -> root``, or two links to one folder) would
+    list the same images again, or forever; each folder is known by its (device, inode).
+    """
+
+    def __init__(self, root: Path, cancelled: CancelCheck) -> None:
+        self.root, self.cancelled = root, cancelled
+        self.seen: set[tuple[int, int]] = set()
+        self.repeats: list[Path] = []  # links to folders already entered
+        self.unreadable: list[str] = []
+        self.enter(root)
+
+    def enter(self, folder: Path) -> bool:
+        """True the first time ``folder`` (after links) is seen."""
+        try:
+            stat = folder.stat()
+        except OSError as err:
+            self.unreadable.append(f"{folder} ({err.strerror})")
+            return False
+        key = (stat.st_dev, stat.st_ino)
+        if key in self.seen:
+            self.repeats.append(folder)
+            return False
+        self.seen.add(key)
+        return True
+
+    def files_under(self, folder: Path) -> list[Path]:
+        """All visible files below ``folder`` (entered already), in a fixed (sorted) order."""
+        found: list[Path] = []
+        walk = os.walk(folder, followlinks=True,
+                       onerror=lambda err: self.unreadable.append(f"{err.filename} ({err.strerror})"))
+        for parent, dirs, files in walk:  # one check per folder: listing even 100k names takes ~0.1 s
+            check_cancelled(self.cancelled, f"listing the files in {self.root} ({len(found)} so far)")
+            dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and self.enter(Path(parent, d))]
+            found += [Path(parent, f) for f in sorted(files) if not f.startswith(".")]
+        return found
+
+    def notes(self) -> list[str]:
+        """Warnings for the folders read once only or not at all."""
+        notes = []
+        if self.repeats:
+            shown = "; ".join(f"{p} -> {p.resolve()}" for p in self.repeats[:3])
+            notes.append(f"read {len(self.repeats)} linked folders only once, as they lead to a folder "
+                         f"already read (a link loop?): {shown}")
+        if self.unreadable:
+            notes.append(f"could not read {len(self.unreadable)} folders under {self.root}, so their images "
+                         f"are left out; check their permissions: {'; '.join(self.unreadable[:3])}")
+        return notes

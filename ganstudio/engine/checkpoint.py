@@ -35,9 +35,10 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ganstudio_version": __version__, **payload}
     try:
         atomic_write(path, lambda f: torch.save(payload, f))
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # torch reports some write failures as RuntimeError only
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise CheckpointError(
-            f"could not write checkpoint {path}: {err.strerror or err}; the previous checkpoint is intact"
+            f"could not write checkpoint {path}: {reason}; the previous checkpoint is intact"
         ) from err
 
 
@@ -59,6 +60,8 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as err:
         raise CheckpointError(f"cannot read checkpoint {path}: it is truncated or not a checkpoint ({err})") from err
     _check_compatible(path, payload)
+    _check_types(path, payload)
+    _check_belongs(path, payload)
     return payload
 
 
@@ -74,6 +77,83 @@ def _check_compatible(path: Path, payload: Any) -> None:
             f"{path} has checkpoint format {version}, written by ganstudio {payload['ganstudio_version']}; "
             f"this ganstudio {__version__} reads format {FORMAT_VERSION} only"
         )
+
+
+# What load_state_dict reads from "state", by type: a wrongly typed entry is named here rather than
+# surfacing as "'int' object has no attribute 'cpu'" deep inside a load.
+_STATE_TENSOR_MAPS = ("g", "d", "g_ema")
+_STATE_TENSORS = ("fixed_noise", "noise_rng", "penalty_rng", "augment_rng")
+_STATE_DICTS = ("opt_g", "opt_d", "data", "rng")
+_STATE_NUMBERS = ("elapsed", "best_score")
+_STATE_INTS = ("step", "evals_since_best")
+
+
+def _check_types(path: Path, payload: dict) -> None:
+    """Every entry a resume or an export reads has the type it must have; a CheckpointError names the first
+    that does not (a hand-edited or foreign file)."""
+    def wrong(key: str, value: Any, wanted: str) -> CheckpointError:
+        return CheckpointError(f"{path} is damaged: {key} is {type(value).__name__} {_short(value)}, "
+                               f"not {wanted}; use another checkpoint (checkpoints/best.pt, or a copy)")
+
+    if not _is_int(payload["step"]) or payload["step"] < 0:
+        raise wrong("step", payload["step"], "a step count (a whole number ≥ 0)")
+    for key in ("config", "state"):
+        if not isinstance(payload[key], dict):
+            raise wrong(key, payload[key], "a table")
+    state = payload["state"]
+    for key in _STATE_TENSOR_MAPS:
+        if key in state and not (isinstance(state[key], dict) and
+                                 all(isinstance(v, torch.Tensor) for v in state[key].values())):
+            raise wrong(f"state.{key}", state[key], "a table of tensors (network weights)")
+    for key in _STATE_TENSORS:
+        if key in state and not isinstance(state[key], torch.Tensor):
+            raise wrong(f"state.{key}", state[key], "a tensor")
+    for key in _STATE_DICTS:
+        if key in state and not isinstance(state[key], dict):
+            raise wrong(f"state.{key}", state[key], "a table")
+    for key in _STATE_NUMBERS:
+        if key in state and (isinstance(state[key], bool) or not isinstance(state[key], int | float)):
+            raise wrong(f"state.{key}", state[key], "a number")
+    for key in _STATE_INTS:
+        if key in state and not _is_int(state[key]):
+            raise wrong(f"state.{key}", state[key], "a whole number")
+    if "step" in state and state["step"] != payload["step"]:
+        raise CheckpointError(f"{path} is damaged: it says step {payload['step']} but its state is at step "
+                              f"{state['step']}; use another checkpoint")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_belongs(path: Path, payload: dict) -> None:
+    """A checkpoint in a run folder's checkpoints/ must be that run's: its config may differ from the
+    folder's config.toml only in live fields, budgets and placement (``config.may_differ_within_run``).
+    An mlp checkpoint copied into a dcgan run would otherwise be resumed, sampled and exported as that run.
+    A run folder whose config.toml is missing or unreadable cannot say; the checkpoint's own config rules.
+    """
+    from ganstudio.config import ConfigError, RunConfig, from_dict, identity_differences
+
+    path = Path(path)
+    if path.parent.name != "checkpoints" or not (path.parent.parent / "config.toml").is_file():
+        return
+    toml = path.parent.parent / "config.toml"
+    try:
+        folder_config = RunConfig.load(toml)
+        own = from_dict(payload["config"], source=f"checkpoint {path}")
+    except ConfigError:
+        return  # an unreadable config.toml, or a checkpoint config the loaders report themselves
+    differences = identity_differences(own, folder_config)
+    if differences:
+        listed = "; ".join(f"{key} = {a!r} in the checkpoint, {b!r} in config.toml" for key, a, b in differences)
+        raise CheckpointError(
+            f"{path} belongs to another run: its config differs from {toml} in {listed}. Move it out of "
+            f"{path.parent.parent} (and pass the file itself) to use it on its own, or put back this run's checkpoint")
 
 
 # --- random number generators ------------------------------------------------------------------------

@@ -15,6 +15,19 @@ Request = Literal["sample", "checkpoint", "evaluate"]
 Action = Literal["both", "d", "g", "wait"]  # "wait": nothing to run yet, ask again
 
 
+class Abort(KeyboardInterrupt):
+    """Leave training at once and write nothing: what a second Ctrl-C or SIGTERM raises (``cli.py``).
+
+    The loop saves after a plain KeyboardInterrupt only when the state is whole (between steps); after an
+    Abort it never saves, so the last good checkpoint stays. A KeyboardInterrupt, so every library's
+    ``except KeyboardInterrupt: clean up; raise`` treats it as one. ``exit_code``: 128 + the signal.
+    """
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class Control:
     def __init__(self) -> None:
         self._cond = threading.Condition()

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ganstudio.config import ConfigError
+from ganstudio.config import ConfigError, identity_differences
 from ganstudio.engine.checkpoint import CheckpointError
-from ganstudio.engine.control import Control
+from ganstudio.engine.control import Abort, Control
 from ganstudio.engine.diagnostics import Diagnostics
 from ganstudio.engine.errors import TrainingError
 from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Event, Progress, RunFinished, Samples,
                                      TrainWarning)
+from ganstudio.engine.lock import RunLock
 from ganstudio.engine.stats import StatsAccumulator, all_finite
 from ganstudio.families import images_per_step
+from ganstudio.fileio import remove_stale_temps
 from ganstudio.losses import LOSSES
 
 PROGRESS_INTERVAL = 0.1  # seconds between Progress events: a live status bar without a device sync
@@ -69,7 +72,13 @@ class TrainingLoop:
             self.callbacks = [*callbacks, TensorBoardWriter(trainer.run_dir.path / "tensorboard")]
         self.acc = StatsAccumulator()
         self.good = None  # the last state known to be finite
+        # False while the Trainer's state is half-changed (inside a step, a rollback, a live change): an
+        # interrupt landing there must not be saved, or a checkpoint labelled step N holds part of N+1
+        self.consistent = True
         self.rollbacks = 0
+        self.failing: set[str] = set()  # kinds of file whose last write failed (warned once until it works)
+        self.start_config = self.saved_config = None  # the run's first config; the one last.pt holds
+        self.saved_step = 0
         self.started = self.mark = time.perf_counter()
         self.paused_for = 0.0  # seconds spent paused: not training time, for budgets and wall_time
         self.pace = _Pace(self.started)
@@ -84,9 +93,18 @@ class TrainingLoop:
 
     # --- the loop -----------------------------------------------------------------------------------
     def run(self) -> RunFinished:
+        t = self.t
+        # one writer per run folder, from the first file written to the last; nests inside the CLI's or
+        # the worker's take (made before the Trainer was built, to refuse a second writer at once)
+        with RunLock(t.run_dir.path) if t.run_dir else nullcontext() as lock:
+            for note in getattr(lock, "notes", ()):
+                self.emit(TrainWarning(t.global_step, "lock", note))
+            self._open_run_dir()
+            self.good = t.snapshot()
+            return self._run()
+
+    def _run(self) -> RunFinished:
         t, reason, error = self.t, "stopped", None
-        self._open_run_dir()
-        self.good = t.snapshot()
         try:
             while True:
                 self._handle_commands()
@@ -105,6 +123,9 @@ class TrainingLoop:
         except Exception as err:  # noqa: BLE001 - reported to the caller below, then re-raised
             reason, error = "error", _explain(err, t)
             raise TrainingError(error) from err
+        except BaseException as err:  # KeyboardInterrupt, the CLI's Abort (a second interrupt)
+            reason = "interrupted" if self.consistent and not isinstance(err, Abort) else "aborted"
+            raise
         finally:
             self._finish(reason, error)
         return RunFinished(t.global_step, reason, t.run_dir.path if t.run_dir else None)
@@ -113,7 +134,10 @@ class TrainingLoop:
         t, train = self.t, self.t.config.train
         before = t.global_step
         images = images_per_step(t.config, action)
-        self.acc.add(t.train_step(action), images)
+        self.consistent = False
+        figures = t.train_step(action)
+        self.consistent = True
+        self.acc.add(figures, images)
         step = t.global_step
         self._progress(images, counted=step != before)
         if step == before:  # a D-only step: report it, nothing else is due
@@ -159,13 +183,16 @@ class TrainingLoop:
             elif request == "evaluate":
                 self._evaluate()
         for key, value in self.control.take_changes():
+            self.consistent = False
             try:
                 self.t.set_hparam(key, value)
             except ConfigError as err:
+                self.consistent = True  # refused while validating: nothing had changed
                 self.emit(TrainWarning(self.t.global_step, "config", str(err)))
                 continue
+            self.consistent = True
             if self.t.run_dir:
-                self.t.run_dir.write_config(self.t.config)
+                self._write_config()
 
     # --- between reporting points: host figures only ---------------------------------------------------
     def _progress(self, images: int, counted: bool) -> None:
@@ -186,7 +213,9 @@ class TrainingLoop:
             return True
         means = self.acc.means()
         if not all_finite(means):
-            self._rollback(means)
+            self.consistent = False
+            self._rollback(means)  # raises when it gives up: then nothing is saved anyway
+            self.consistent = True
             return False
         now = time.perf_counter()
         t.elapsed = self.elapsed0 + self._training_time()
@@ -196,7 +225,7 @@ class TrainingLoop:
         if t.global_step > self.good["step"]:
             self.good, self.rollbacks = t.snapshot(), 0
         if t.run_dir:
-            t.run_dir.append_metrics(stats.to_json())
+            self._append_metrics(stats.to_json())
         self.emit(stats)
         for warning in self.diagnostics.check_stats(stats) if self.diagnostics else ():
             self.emit(warning)
@@ -207,35 +236,75 @@ class TrainingLoop:
         bad = ", ".join(f"{k}={v}" for k, v in means.items() if not v == v or abs(v) == float("inf"))
         self.rollbacks += 1
         if self.rollbacks > train.nan_max_rollbacks:
+            tried = f"lr_g={t.config.optim.lr_g:.3g}, lr_d={t.config.optim.lr_d:.3g}"
             raise TrainingError(
                 f"training diverged: non-finite values ({bad}) {self.rollbacks} times in a row, even after "
-                f"lowering the learning rates to lr_g={t.config.optim.lr_g:.3g}, lr_d={t.config.optim.lr_d:.3g}; "
-                "try a smaller learning rate or another loss. The last good checkpoint is intact")
+                f"lowering the learning rates to {tried}; try a smaller learning rate or another loss. "
+                + self._settle_config())
         bad_step = t.global_step
         t.restore(self.good)
         for name in ("lr_g", "lr_d"):
             t.set_hparam(f"optim.{name}", getattr(t.config.optim, name) * train.nan_lr_factor)
         if t.run_dir:
-            t.run_dir.write_config(t.config)
+            self._write_config()
         self.acc.reset()
         self.emit(TrainWarning(t.global_step, "nan",
                                f"non-finite values ({bad}) by step {bad_step}: rolled back to step {t.global_step} "
                                f"and lowered the learning rates to lr_g={t.config.optim.lr_g:.3g}, "
                                f"lr_d={t.config.optim.lr_d:.3g}"))
 
+    def _settle_config(self) -> str:
+        """After the NaN guard gives up: config.toml goes back to the config of the last checkpoint (or the
+        one the run started with), so the folder does not pair lowered rates with the original weights.
+        Says what the run folder holds now."""
+        t = self.t
+        if t.run_dir is None:
+            return "Nothing was saved (no run folder)."
+        t.config = self.saved_config or self.start_config
+        self._write_config()
+        lr = f"lr_g={t.config.optim.lr_g:.3g}, lr_d={t.config.optim.lr_d:.3g}"
+        if self.saved_config is None:
+            return (f"No checkpoint was written (the first is due at step {t.config.train.checkpoint_every}); "
+                    f"config.toml holds the settings the run started with ({lr}).")
+        return (f"checkpoints/last.pt (step {self.saved_step}) is intact and config.toml matches it again ({lr}); "
+                "continue with --set optim.lr_g=... optim.lr_d=... or start anew")
+
     def _sample(self) -> None:
         if not self._report():
             return
         t = self.t
         images, row_classes = t.sample(), t.grid_row_classes()
-        path = t.run_dir.write_grid(t.global_step, images, t.grid_columns, row_classes) if t.run_dir else None
-        pairs = pairs_path = None
+        path = pairs = pairs_path = None
+        if t.run_dir:  # a full disk loses this grid, with a warning naming it; training goes on
+            path = self._write("grid", lambda: t.run_dir.write_grid(t.global_step, images, t.grid_columns,
+                                                                    row_classes))
         if t.family.encoder:
             pairs = t.reconstructions()
             if t.run_dir:
-                pairs_path = t.run_dir.write_reconstructions(t.global_step, pairs)
+                pairs_path = self._write("grid", lambda: t.run_dir.write_reconstructions(t.global_step, pairs))
         self.emit(Samples(t.global_step, images, path, t.grid_columns, pairs, pairs_path,
                           tuple(row_classes) if row_classes else None))
+
+    # --- writing the run folder: a full disk is a warning naming the file, and training goes on ---------
+    def _write(self, what: str, write: Callable[[], Any]) -> Any:
+        """``write()``, or None after a warning when it failed; one warning per kind of file until it
+        succeeds again (a full disk would otherwise warn at every logged step)."""
+        try:
+            result = write()
+        except OSError as err:
+            if what not in self.failing:
+                self.failing.add(what)
+                self.emit(TrainWarning(self.t.global_step, "disk", f"{err}; training goes on"))
+            return None
+        self.failing.discard(what)
+        return result
+
+    def _append_metrics(self, row: dict) -> None:
+        if self.t.run_dir:
+            self._write("metrics", lambda: self.t.run_dir.append_metrics(row))
+
+    def _write_config(self) -> None:
+        self._write("config", lambda: self.t.run_dir.write_config(self.t.config))
 
     def _evaluate(self) -> None:
         """Score the model (eval.metrics, or reconstruction for autoencoders), keep checkpoints/best.pt by
@@ -250,7 +319,7 @@ class TrainingLoop:
         if best and t.run_dir:
             self._save(t.run_dir.checkpoints_dir / "best.pt")
         if t.run_dir:
-            t.run_dir.append_metrics({"step": t.global_step, "epoch": t.epoch, **report.row()})
+            self._append_metrics({"step": t.global_step, "epoch": t.epoch, **report.row()})
         self.emit(EvalResult(t.global_step, report.metrics, n, report.extractor, report.seconds, best,
                              tuple(report.warnings)))
         for message in report.warnings:
@@ -263,13 +332,18 @@ class TrainingLoop:
 
     def _save(self, path) -> None:
         """Write a checkpoint; a failure (a full disk) becomes a warning and training goes on."""
+        t = self.t
         try:
-            self.emit(CheckpointSaved(self.t.global_step, self.t.save_checkpoint(path)))
+            saved = t.save_checkpoint(path)
         except CheckpointError as err:
-            self.emit(TrainWarning(self.t.global_step, "checkpoint", str(err)))
+            self.emit(TrainWarning(t.global_step, "checkpoint", f"{err}; training goes on"))
+            return
+        if t.run_dir and Path(saved) == t.run_dir.last_checkpoint:
+            self.saved_config, self.saved_step = t.config, t.global_step
+        self.emit(CheckpointSaved(t.global_step, saved))
 
     def _checkpoint(self, final: bool) -> None:
-        """Write checkpoints/last.pt; a failure is a warning mid-run, an error at the end."""
+        """Write checkpoints/last.pt; a failure is a warning mid-run, an error (naming the file) at the end."""
         t = self.t
         if t.run_dir is None or not self._report():
             return
@@ -280,21 +354,45 @@ class TrainingLoop:
 
     # --- start and end ------------------------------------------------------------------------------
     def _open_run_dir(self) -> None:
+        """Create or reopen the folder: clear this run's stale temp files, note damaged metrics rows, move
+        aside what was logged after the checkpoint this run continues from (never delete it), write
+        config.toml and the starting grid."""
         t = self.t
+        self.start_config = t.config
         if t.run_dir is None:
             return
-        t.run_dir.create()
-        t.run_dir.write_config(t.config)
-        t.run_dir.truncate_metrics(after_step=t.global_step)
-        if not t.run_dir.sample_path(t.global_step).exists():
+        run = t.run_dir
+        run.create()
+        removed = remove_stale_temps(run.temp_folders())
+        if removed:
+            self.emit(TrainWarning(t.global_step, "disk", f"removed {len(removed)} temp file(s) left by an "
+                                   f"interrupted write: {', '.join(str(p) for p in removed)}"))
+        if run.last_checkpoint.is_file():  # the config the checkpoint holds (None: a new run)
+            self.saved_config = getattr(t, "checkpoint_config", None) or t.config
+            self.saved_step = t.global_step
+        run.write_config(t.config)
+        skipped = run.read_metrics().skipped
+        if skipped:
+            self.emit(TrainWarning(t.global_step, "data", f"{run.metrics_path}: {skipped} damaged rows skipped "
+                                   "(left in the file; plots and this run use the rest)"))
+        rewound = run.rewind(t.global_step)
+        if rewound is not None:
+            self.emit(TrainWarning(t.global_step, "resume", str(rewound)))
+        if self.saved_config is not None and identity_differences(self.saved_config, t.config):
+            # continued with changed fixed fields: config.toml names settings last.pt does not hold
+            # until the next checkpoint, and a checkpoint that disagrees with its folder is refused
+            self._save(run.last_checkpoint)
+        if not run.sample_path(t.global_step).exists():
             self._sample()  # the starting point, so the progress history begins with it
 
     def _finish(self, reason: str, error: str | None) -> None:
-        t = self.t
+        """The last figures, grid and checkpoint, unless training failed or was aborted (nothing is written
+        then: the last good checkpoint stays as it was)."""
+        t, saving = self.t, reason not in ("error", "aborted")
         try:
-            if reason != "error":
+            if saving:
                 self._report()
-            if t.run_dir and reason != "error":
+            if t.run_dir and saving:
                 if t.global_step % t.config.train.sample_every:
                     self._sample()
                 self._checkpoint(final=True)

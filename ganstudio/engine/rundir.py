@@ -11,13 +11,15 @@ import math
 import os
 import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ganstudio.config import RunConfig
 from ganstudio.engine.sample_index import KINDS, RECONSTRUCTIONS, SAMPLES, SampleRecord, infer_record
-from ganstudio.fileio import atomic_write, atomic_write_bytes
+from ganstudio.fileio import append_line, atomic_write, atomic_write_bytes
 from ganstudio.grids import grid_image, pair_columns
 
 INDEX_FILE = "index.jsonl"  # in samples/: one row per grid written, its step, kind and layout
@@ -45,6 +47,10 @@ class RunDir:
             path = stem.with_name(f"{stem.name}-{n}")
         return cls(path)
 
+    def temp_folders(self) -> tuple[Path, ...]:
+        """Where this run's writes make temp files (see ``fileio.remove_stale_temps``)."""
+        return self.path, self.samples_dir, self.checkpoints_dir
+
     def create(self) -> None:
         for folder in (self.path, self.samples_dir, self.checkpoints_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -53,28 +59,70 @@ class RunDir:
         config.save(self.config_path)
 
     def append_metrics(self, row: dict) -> None:
-        with self.metrics_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+        """One row; on a full disk a WriteError naming metrics.jsonl, and the file is as it was."""
+        append_line(self.metrics_path, json.dumps({k: _json_value(v) for k, v in row.items()}))
 
-    def read_metrics(self) -> list[dict]:
-        """The logged rows; a torn last line (from a crash mid-write) is ignored."""
-        if not self.metrics_path.is_file():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    def read_metrics(self) -> Rows:
+        """The logged rows, in file order. A torn last line (a writer mid-write, or a crash) is ignored;
+        damaged rows (not JSON, not UTF-8, no whole-number ``step``, a value that is not a number) are
+        skipped and counted in the result's ``skipped``, so one bad line never hides a run's history."""
+        rows = Rows()
+        for raw, row in _metric_lines(self.metrics_path):
+            if row is not None:
+                rows.append(row)
+            elif raw.endswith(b"\n"):
+                rows.skipped += 1
         return rows
 
-    def truncate_metrics(self, after_step: int) -> None:
-        """Drop rows past ``after_step``: on resume from a checkpoint, history after it did not happen."""
-        rows = self.read_metrics()
-        kept = [r for r in rows if r.get("step", 0) <= after_step]
-        if len(kept) != len(rows) or self.metrics_path.is_file():
-            text = "".join(json.dumps(r) + "\n" for r in kept)
-            atomic_write_bytes(self.metrics_path, text.encode())
+    def rewind(self, step: int) -> Rewound | None:
+        """Resuming from a checkpoint at ``step``: move what was logged after it aside, never delete it.
+
+        Metrics rows past ``step`` go to ``metrics.rewound-N.jsonl`` and grids past it (with their index
+        rows) to ``samples/rewound-N/``, so the resumed run's history is not mixed with the abandoned one
+        and a grid of the same step is not overwritten. Damaged lines stay where they are. None when
+        nothing lay past ``step``.
+        """
+        lines = list(_metric_lines(self.metrics_path))
+        later = [raw for raw, row in lines if row is not None and row["step"] > step]
+        grids = [(path, n) for path, n in self._grid_files() if n > step]
+        if not later and not grids:
+            return None
+        n = 1
+        while self._rewound_metrics(n).exists() or (self.samples_dir / f"rewound-{n}").exists():
+            n += 1
+        moved = Rewound(step, len(later), len(grids), self._rewound_metrics(n), self.samples_dir / f"rewound-{n}")
+        if later:  # the copy first: a crash between the two writes leaves rows twice, never nowhere
+            atomic_write_bytes(moved.metrics, b"".join(_whole(raw) for raw in later))
+            kept = b"".join(raw for raw, row in lines if row is None or row["step"] <= step)
+            atomic_write_bytes(self.metrics_path, kept)
+        if grids:
+            self._move_grids(step, grids, moved.samples)
+        return moved
+
+    def _rewound_metrics(self, n: int) -> Path:
+        return self.path / f"metrics.rewound-{n}.jsonl"
+
+    def _grid_files(self) -> list[tuple[Path, int]]:
+        if not self.samples_dir.is_dir():
+            return []
+        found = []
+        for path in self.samples_dir.iterdir():
+            match = _FILE_NAME.match(path.name)
+            if match is not None and path.is_file():
+                found.append((path, int(match.group(2))))
+        return found
+
+    def _move_grids(self, step: int, grids: list[tuple[Path, int]], folder: Path) -> None:
+        folder.mkdir()
+        index = self.samples_dir / INDEX_FILE
+        lines = index.read_bytes().splitlines(keepends=True) if index.is_file() else []
+        later = [line for line in lines if (_index_step(line) or 0) > step]
+        if later:
+            atomic_write_bytes(folder / INDEX_FILE, b"".join(_whole(line) for line in later))
+        for path, _ in grids:
+            os.replace(path, folder / path.name)
+        if later:
+            atomic_write_bytes(index, b"".join(line for line in lines if (_index_step(line) or 0) <= step))
 
     def sample_path(self, step: int) -> Path:
         """Where the sample grid of ``step`` goes."""
@@ -105,14 +153,8 @@ class RunDir:
     def _write(self, record: SampleRecord, images: np.ndarray) -> None:
         image = grid_image(images, record.columns)
         atomic_write(record.path, lambda f: image.save(f, format="PNG"))
-        # After the PNG, so a row always names a whole file. One os.write of one line on an O_APPEND
-        # file: a reader in another process sees the whole row or, mid-write, a torn last line it skips.
-        line = (json.dumps(record.to_row()) + "\n").encode()
-        fd = os.open(self.samples_dir / INDEX_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        # After the PNG, so a row always names a whole file (see fileio.append_line for readers).
+        append_line(self.samples_dir / INDEX_FILE, json.dumps(record.to_row()))
 
 
 def read_sample_index(samples_dir: str | Path) -> list[SampleRecord]:
@@ -130,11 +172,14 @@ def read_sample_index(samples_dir: str | Path) -> list[SampleRecord]:
         return []
     found: dict[tuple[str, int], SampleRecord] = {}
     index = folder / INDEX_FILE
-    lines = index.read_text(encoding="utf-8").splitlines() if index.is_file() else []
+    try:
+        lines = index.read_bytes().splitlines() if index.is_file() else []
+    except OSError:
+        lines = []  # unreadable: every grid's layout is read back from its pixels below
     for line in lines:
-        try:
+        try:  # bytes: json.loads rejects a line that is not UTF-8 with a ValueError, like any damage
             record = SampleRecord.from_row(json.loads(line), folder)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
         found[(record.kind, record.step)] = record
     found = {key: r for key, r in found.items() if r.path.is_file()}
@@ -149,6 +194,68 @@ def read_sample_index(samples_dir: str | Path) -> list[SampleRecord]:
                                                                  known)) is not None:
             found[(kind, step)] = record
     return sorted(found.values(), key=lambda r: (r.step, KINDS.index(r.kind)))
+
+
+class Rows(list):
+    """metrics.jsonl's good rows; ``skipped``: how many damaged rows were left out."""
+
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class Rewound:
+    """What ``RunDir.rewind`` moved aside: rows and grids logged after ``step``, and where they went."""
+
+    step: int
+    rows: int
+    grids: int
+    metrics: Path   # metrics.rewound-N.jsonl
+    samples: Path   # samples/rewound-N/
+
+    def __str__(self) -> str:
+        parts = [f"{self.rows} metric rows to {self.metrics.name}"] if self.rows else []
+        parts += [f"{self.grids} sample grids to samples/{self.samples.name}/"] if self.grids else []
+        return (f"resuming from the checkpoint at step {self.step}: what was logged after it is kept, moved "
+                f"aside ({' and '.join(parts)})")
+
+
+def _metric_lines(path: Path) -> Iterator[tuple[bytes, dict | None]]:
+    """Each line of metrics.jsonl as (its raw bytes, the row or None when damaged)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    for raw in data.splitlines(keepends=True):
+        yield raw, _metric_row(raw)
+
+
+def _metric_row(raw: bytes) -> dict | None:
+    try:
+        row = json.loads(raw)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(row, dict) or not _is_count(row.get("step")):
+        return None
+    if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in row.values()):
+        return None
+    return row
+
+
+def _index_step(line: bytes) -> int | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    step = row.get("step") if isinstance(row, dict) else None
+    return step if _is_count(step) else None
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _whole(line: bytes) -> bytes:
+    return line if line.endswith(b"\n") else line + b"\n"
 
 
 def _json_value(value):

@@ -43,7 +43,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: str | Path | RunDir | None = None) -> None:
+    def __init__(self, config: RunConfig, run_dir: str | Path | RunDir | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> None:
+        """``cancelled``: polled while the data is read (the long part of building, minutes for a big
+        folder); once it returns True the build stops with ``ganstudio.data.Cancelled``."""
         self.family = family_of(config)
         train = config.train
         device = resolve_device(train.device)
@@ -53,7 +56,8 @@ class Trainer:
         np.random.seed(train.seed % 2**32)
         torch.manual_seed(train.seed)
 
-        self.batches = build_batches(config.data, batch_size=train.batch_size, device=device, seed=train.seed)
+        self.batches = build_batches(config.data, batch_size=train.batch_size, device=device, seed=train.seed,
+                                     cancelled=cancelled)
         if self.family.conditional:
             _check_labels(config, self.batches)
         self.state = build_state(config, device)
@@ -71,6 +75,7 @@ class Trainer:
         self.evals_since_best = 0       # autoencoder); checkpoints/best.pt holds that state
         self._evaluator = None
         self.run_dir = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+        self.checkpoint_config: RunConfig | None = None  # the config of the checkpoint this run resumed from
 
     # --- the state, by the names callers use --------------------------------------------------------
     @property
@@ -307,22 +312,28 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, changes: Mapping[str, Any] | None = None,
-               checkpoint_path: Path | None = None, source: str = "--set") -> Trainer:
+               checkpoint_path: Path | None = None, source: str = "--set",
+               cancelled: Callable[[], bool] | None = None) -> Trainer:
         """Continue a run folder from its last checkpoint, with ``changes`` to its config (dotted keys, e.g.
-        ``{"train.steps": 20000}``; ``source`` names where they came from in error messages)."""
+        ``{"train.steps": 20000}``; ``source`` names where they came from in error messages). ``cancelled``
+        interrupts the data loading, as for a new Trainer."""
         run = RunDir(run_dir)
-        payload = checkpoint.load(checkpoint_path or run.last_checkpoint)
+        path = Path(checkpoint_path or run.last_checkpoint)
+        payload = checkpoint.load(path)  # refuses a damaged file, or one from another run's config
         try:
-            config = from_dict(payload["config"], source=f"checkpoint {run.last_checkpoint}")
+            config = from_dict(payload["config"], source=f"checkpoint {path}")
         except ConfigError as err:
             raise checkpoint.CheckpointError(f"the checkpoint's config is not valid for this ganstudio: {err}")
-        trainer = cls(config.with_changes(changes or {}, source), run)
+        trainer = cls(config.with_changes(changes or {}, source), run, cancelled=cancelled)
+        trainer.checkpoint_config = config  # what last.pt holds; the loop keeps config.toml in step with it
         try:
             trainer.load_state_dict(payload["state"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as err:
+            trainer.close()
+            what = f"missing entry {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
             raise checkpoint.CheckpointError(
-                f"checkpoint {run.last_checkpoint} does not match its config (wrong shapes or keys): {err}"
-            ) from err
+                f"checkpoint {path} does not match its config (wrong shapes, keys or types: {what}); "
+                "use another checkpoint or start a new run") from err
         return trainer
 
     def close(self) -> None:

@@ -329,7 +329,14 @@ class MainWindow(QMainWindow):
                 return
 
     def closeEvent(self, event) -> None:
-        self.run.shutdown()  # stops training, saves a checkpoint and joins the thread
+        if getattr(self, "_closing", False):  # a second close (a signal, Ctrl+Q) while the first one waits
+            event.ignore()
+            return
+        self._closing = True
+        try:
+            self.run.shutdown()  # stops training (or its start-up), saves a checkpoint, joins the thread
+        finally:
+            self._closing = False
         self.latent.shutdown()
         for dialog in (getattr(self, "neighbours_dialog", None), getattr(self, "export_dialog", None)):
             if dialog is not None:

@@ -12,12 +12,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QStyle, QToolButton
 
-from ganstudio.config import ConfigError, RunConfig, is_live
+from ganstudio.config import ConfigError, RunConfig, identity_differences, is_live, may_differ_within_run
 from ganstudio.families import family_of
 from ganstudio.gui.status import Eta
 from ganstudio.gui.worker import RunInfo, TrainingSession, TrainWorker
 
-RESUME_OVERRIDABLE = ("train.steps", "train.max_time")  # beside live fields, safe to change on resume
 
 
 def default_runs_root() -> Path:
@@ -141,12 +140,19 @@ class RunController(QObject):
             self.control.request("checkpoint")
 
     def shutdown(self) -> None:
-        """Stop training, let the engine save its checkpoint, and join the thread."""
-        if self.session is not None:
-            self.session.stop()
+        """Stop training, let the engine save its checkpoint, and join the thread (at most a minute, the
+        window painting meanwhile; a start-up still reading data stops within about one file)."""
+        if self.session is not None and self.busy:
+            self.w.status.showMessage("stopping training and saving a checkpoint…")
+            self.w.log.add("closing: finishing the step and saving a checkpoint")
+        if self.session is not None and not self.session.stop():
+            self.w.log.add("training did not stop within a minute; closing without waiting for it", "error")
 
     # --- runs -----------------------------------------------------------------------------------------
     def open_run(self, folder: Path) -> None:
+        """Show a run folder's history; Start then continues it. Everything is read before the window
+        changes, so a folder that cannot be read leaves the window as it was, with a dialog saying why.
+        Damaged metrics rows are skipped (and counted in the log); the rest of the run opens."""
         from ganstudio.engine.rundir import RunDir
 
         if self.busy:
@@ -155,22 +161,28 @@ class RunController(QObject):
         run = RunDir(folder)
         try:
             config = RunConfig.load(run.config_path)
+            rows = run.read_metrics()
+            grids = run.sample_index()
+            resumable = run.last_checkpoint.is_file()
         except ConfigError as err:
             self.w.show_error("Not a run folder", f"{folder} has no readable config.toml:\n{err}")
             return
+        except (OSError, ValueError) as err:  # unreadable files (permissions, a folder in place of a file)
+            self.w.show_error("Cannot open the run", f"{folder} could not be read:\n{err}")
+            return
         self.run_dir, self.run_config = run.path, config
         self.w.form.set_config(config)
-        rows = run.read_metrics()
         self.w.plots.load_rows(rows)
         self.w.metrics.load_rows(rows)
-        self.w.gallery.load_run(run.sample_index())
+        self.w.gallery.load_run(grids)
         self.last_row = rows[-1] if rows else None
         self.w.status.clear_run()
         if self.last_row:
             self.w.status.show_row(self.last_row, None)
-        resumable = run.last_checkpoint.is_file()
         self.w.log.add(f"opened {folder}: {len(rows)} logged steps, {self.w.gallery.snapshot_count()} sample "
                        f"grids; " + ("Start continues it" if resumable else "no checkpoint, so Start begins anew"))
+        if rows.skipped:
+            self.w.log.add(f"{run.metrics_path}: {rows.skipped} damaged rows skipped (left in the file)", "warning")
         self._set_state("stopped")
 
     def forget_run(self) -> None:
@@ -187,9 +199,10 @@ class RunController(QObject):
 
         if self.run_dir is None or not RunDir(self.run_dir).last_checkpoint.is_file():
             return False
-        if _fixed_part(config) != _fixed_part(self.run_config):
-            self.w.log.add("settings that cannot change within a run differ from the opened run: "
-                           "starting a new run", "warning")
+        differing = identity_differences(self.run_config, config)
+        if differing:
+            self.w.log.add("settings that cannot change within a run differ from the opened run "
+                           f"({', '.join(key for key, _, _ in differing)}): starting a new run", "warning")
             return False
         return True
 
@@ -334,21 +347,9 @@ class RunController(QObject):
         a["open_run"].setEnabled(not busy)
 
 
-def _fixed_part(config: RunConfig) -> dict:
-    """The fields that a resumed run must share with the run it continues."""
-    data = config.model_dump(mode="json")
-    for section, fields in list(data.items()):
-        if isinstance(fields, dict):
-            for name in list(fields):
-                key = f"{section}.{name}"
-                if is_live(key) or key in RESUME_OVERRIDABLE:
-                    del fields[name]
-    data.pop("name", None)
-    return data
-
-
 def _resume_changes(old: RunConfig, new: RunConfig) -> dict[str, object]:
-    """``{dotted key: value}`` for the live and budget fields the form changed since the run's config."""
+    """``{dotted key: value}`` for the fields that may change within a run (live ones, budgets, where it
+    runs: ``config.may_differ_within_run``) that the form changed since the run's config."""
     changes = {}
     for section, fields in new.model_dump(mode="json").items():
         if not isinstance(fields, dict):
@@ -356,6 +357,6 @@ def _resume_changes(old: RunConfig, new: RunConfig) -> dict[str, object]:
         previous = getattr(old, section).model_dump(mode="json")
         for name, value in fields.items():
             key = f"{section}.{name}"
-            if (is_live(key) or key in RESUME_OVERRIDABLE) and value != previous.get(name):
+            if may_differ_within_run(key) and value != previous.get(name):
                 changes[key] = value
     return changes

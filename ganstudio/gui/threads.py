@@ -15,6 +15,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread
 
 _threads: weakref.WeakSet[QThread] = weakref.WeakSet()
+_abandoned: list[QThread] = []  # strong references: a QThread destroyed while running aborts the process
+_SLICE_MS = 50  # join_thread's wait between two looks at the GUI's events and Python's signal handlers
 
 
 def start_in_thread(worker: QObject, run_slot, name: str) -> QThread:
@@ -34,6 +36,33 @@ def stop_thread(thread: QThread | None, timeout_ms: int = 30_000) -> bool:
         return True
     thread.quit()
     return thread.wait(timeout_ms)
+
+
+def join_thread(thread: QThread | None, timeout_ms: int) -> bool:
+    """Like ``stop_thread``, for a wait the person watches (closing the window): the window keeps painting
+    and Python signal handlers keep running (a second Ctrl-C must be able to abort), because the wait is
+    cut into slices with the GUI's non-input events processed between them.
+
+    A thread still running after ``timeout_ms`` is kept here, so it is never destroyed while it runs (Qt
+    would abort the process); ``abandoned()`` lists it for the studio's exit. True once it has finished.
+    """
+    if thread is None:
+        return True
+    from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QEventLoop
+
+    thread.quit()
+    deadline = QDeadlineTimer(timeout_ms)
+    while not thread.wait(min(_SLICE_MS, max(0, deadline.remainingTime()))):
+        if deadline.hasExpired():
+            _abandoned.append(thread)
+            return False
+        QCoreApplication.processEvents(QEventLoop.ExcludeUserInputEvents, _SLICE_MS)
+    return True
+
+
+def abandoned() -> list[QThread]:
+    """Threads that outlived ``join_thread``'s wait and still run."""
+    return [t for t in _abandoned if t.isRunning()]
 
 
 def live_threads() -> list[QThread]:

@@ -61,18 +61,27 @@ class TrainWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        from ganstudio.engine.lock import RunLock  # light: no torch
+
         finished = None
         try:
-            trainer = self._build()
-            self.started_run.emit(RunInfo(self.run_dir, str(trainer.device), trainer.global_step, trainer.elapsed,
-                                          trainer.config, tuple(trainer.batches.warnings)))
-            try:
-                finished = trainer.run(self.control, [self._on_event])
-            finally:
-                trainer.close()
+            # the run folder's writer lock before the (slow) build: another writer is refused at once
+            with RunLock(self.run_dir, "ganstudio studio") as lock:
+                for note in lock.notes:
+                    self._on_event(_lock_note(note))
+                trainer = self._build()
+                try:
+                    if not self.control.stopped:  # closed or stopped while starting: nothing to train or save
+                        self.started_run.emit(RunInfo(self.run_dir, str(trainer.device), trainer.global_step,
+                                                      trainer.elapsed, trainer.config,
+                                                      tuple(trainer.batches.warnings)))
+                        finished = trainer.run(self.control, [self._on_event])
+                finally:
+                    trainer.close()
         except Exception as err:  # noqa: BLE001 - every failure reaches the GUI as a message
             self._flush()
-            self.failed.emit(_message(err))
+            if not (self.control.stopped and _cancelled(err)):  # a stop during start-up is no failure
+                self.failed.emit(_message(err))
         finally:
             self._flush()
             self.finished.emit(finished)
@@ -81,8 +90,10 @@ class TrainWorker(QObject):
         from ganstudio.engine import RunDir, Trainer  # torch loads here, in the worker thread
 
         if self.config is None:
-            return Trainer.resume(self.run_dir, self.changes, source="form")
-        return Trainer(self.config, RunDir(self.run_dir))
+            return Trainer.resume(self.run_dir, self.changes, source="form", cancelled=lambda: self.control.stopped)
+        # the data's decoding (minutes for a big folder) polls the stop flag, so closing the window
+        # during start-up ends this thread within moments instead of after the whole folder
+        return Trainer(self.config, RunDir(self.run_dir), cancelled=lambda: self.control.stopped)
 
     # --- engine events (called in the worker thread) ---------------------------------------------------
     def _on_event(self, event) -> None:
@@ -132,9 +143,10 @@ class TrainingSession(QObject):
         return self.thread is not None and self.thread.isRunning()
 
     def stop(self, wait_ms: int = 60_000) -> bool:
-        """Stop training (the engine saves a checkpoint) and join the thread. True once it has ended."""
+        """Stop training (the engine saves a checkpoint; a start-up stops reading data) and join the thread,
+        the window painting meanwhile. True once it has ended; else the thread is kept, never destroyed."""
         self.worker.control.stop()
-        return threads.stop_thread(self.thread, wait_ms)
+        return threads.join_thread(self.thread, wait_ms)
 
     @Slot(object)
     def _on_finished(self, _finished) -> None:
@@ -142,11 +154,25 @@ class TrainingSession(QObject):
             self.thread.quit()  # run() has returned: let the thread's event loop end
 
 
+def _lock_note(note: str):
+    from ganstudio.engine import TrainWarning
+
+    return TrainWarning(0, "lock", note)
+
+
+def _cancelled(err: Exception) -> bool:
+    """The data build gave up because the stop flag was set (``ganstudio.data.Cancelled``)."""
+    from ganstudio.data import Cancelled
+
+    return isinstance(err, Cancelled)
+
+
 def _message(err: Exception) -> str:
     from ganstudio.config import ConfigError
     from ganstudio.data import DataError
     from ganstudio.engine import CheckpointError, TrainingError
+    from ganstudio.engine.lock import RunLockedError
 
-    if isinstance(err, ConfigError | DataError | CheckpointError | TrainingError | OSError):
+    if isinstance(err, ConfigError | DataError | CheckpointError | TrainingError | RunLockedError | OSError):
         return str(err)
     return f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=6)}"

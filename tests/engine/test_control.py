@@ -132,3 +132,42 @@ def test_sample_request_while_paused_writes_a_grid(running):
     assert control.wait_idle(30)
     assert any(isinstance(e, Samples) and e.step == step for e in events)
     assert trainer.run_dir.sample_path(step).is_file()
+
+
+def test_an_interrupt_inside_a_step_saves_nothing(tiny_config, tmp_path):
+    """Nothing torn: a KeyboardInterrupt landing inside a step (after part of it ran) leaves no checkpoint
+    of that half-made state; the loop re-raises it."""
+    import pytest
+
+    from ganstudio.engine import RunDir, Trainer
+
+    trainer = Trainer(tiny_config, tmp_path / "run")
+    step = trainer.train_step
+
+    def torn(kind="both"):
+        step(kind)  # the step's updates happen, then the interrupt lands before it is complete
+        if trainer.global_step == 3:
+            raise KeyboardInterrupt
+        return step(kind)
+
+    trainer.train_step = torn
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert not RunDir(tmp_path / "run").last_checkpoint.exists()
+
+
+def test_an_interrupt_between_steps_saves_that_step(tiny_config, tmp_path):
+    """Nothing lost: a KeyboardInterrupt at a whole point (a callback after a logged step) still saves the
+    run at that step, as a first Ctrl-C in a notebook always has."""
+    import pytest
+
+    from ganstudio.engine import RunDir, StepStats, Trainer, checkpoint
+
+    def interrupt(event):
+        if isinstance(event, StepStats) and event.step == 3:
+            raise KeyboardInterrupt
+
+    trainer = Trainer(tiny_config, tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(callbacks=[interrupt])
+    assert checkpoint.load(RunDir(tmp_path / "run").last_checkpoint)["step"] == 3

@@ -1,0 +1,208 @@
+"""``ganstudio train``: start-up, the run folder's writer lock, signals, the progress bar.
+
+Signals (SIGINT, SIGTERM, SIGHUP): during start-up one ends the command at once, nothing saved; while
+training the first stops after the step and saves, a second aborts without writing. See ``_Interrupts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def _train_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` items and the shortcut flags (``--steps``, ...) as one ``{dotted key: value}``."""
+    from ganstudio.config import parse_overrides
+
+    changes = parse_overrides(args.overrides)
+    for flag, key in (("steps", "train.steps"), ("max_time", "train.max_time"), ("device", "train.device"),
+                      ("seed", "train.seed")):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[key] = value
+    return changes
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganstudio.engine import Control
+
+    control = Control()
+    interrupts = _Interrupts(control)
+    try:
+        with interrupts:  # from the first moment: a signal during start-up ends it cleanly too
+            return _train(args, control, interrupts)
+    except KeyboardInterrupt as err:  # the handlers' Abort (a second signal, or one during start-up)
+        print(f"ganstudio train: {err}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
+    except Exception:
+        if control.stopped and not interrupts.training:  # data.Cancelled: the build saw the stop first
+            print(f"ganstudio train: {interrupts.startup_message()}", file=sys.stderr)
+            return interrupts.exit_code()
+        raise
+
+
+def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
+    from ganstudio.config import RunConfig, load_preset
+    from ganstudio.engine import RunDir, Trainer
+
+    changes = _train_changes(args)
+    config = None
+    if not args.resume:
+        config = RunConfig.load(args.config, changes) if args.config else \
+            load_preset(args.preset or "dcgan-fashion", changes)
+    run_dir = RunDir(args.resume or args.run_dir) if args.resume or args.run_dir else RunDir.new("runs", config.name)
+    with _writer_lock(run_dir, new=config is not None) as lock:  # before the Trainer: refuse a second writer now
+        for note in lock.notes if lock else ():
+            print(f"note: {note}", file=sys.stderr)
+        if config is None:
+            trainer = Trainer.resume(args.resume, changes, cancelled=lambda: control.stopped)
+        else:  # the data's decoding (minutes for a big folder) stops at the first signal
+            trainer = Trainer(config, run_dir, cancelled=lambda: control.stopped)
+        for warning in trainer.batches.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        interrupts.started(trainer.run_dir.last_checkpoint, trainer.global_step if args.resume else None)
+        progress = _Progress(trainer, enabled=not args.quiet)
+        try:
+            finished = trainer.run(control, [progress, interrupts.note_event])
+        finally:
+            progress.close()
+            trainer.close()
+    if interrupts.signal_name and interrupts.saved_step == finished.step:
+        print(f"stopped by {interrupts.signal_name} at step {finished.step}: checkpoint saved to "
+              f"{interrupts.checkpoint}", file=sys.stderr)
+    print(f"run folder: {finished.run_dir} (step {finished.step}, {finished.reason})")
+    return 0
+
+
+@contextmanager
+def _writer_lock(run_dir, new: bool):
+    """Hold the run folder's writer lock (engine/lock.py); a new run also needs the folder empty."""
+    from ganstudio.engine.lock import LOCK_FILE, RunLock
+
+    if not new and not run_dir.path.is_dir():
+        yield None  # Trainer.resume says what is missing
+        return
+    with RunLock(run_dir.path) as lock:  # removes the folder again if it made it and nothing was written
+        if new:
+            _refuse_used_folder(run_dir, LOCK_FILE)
+        yield lock
+
+
+def _refuse_used_folder(run_dir, lock_file: str) -> None:
+    """Two new runs in one folder would mix their files, and the second would hide the first."""
+    if run_dir.last_checkpoint.exists():
+        raise FileExistsError(f"{run_dir.path} already holds a run; continue it with --resume {run_dir.path}")
+    found = sorted(p.name for p in run_dir.path.iterdir() if p.name != lock_file)
+    if found:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        raise FileExistsError(f"{run_dir.path} is not empty ({shown}) and holds no checkpoint to continue from; "
+                              "a new run needs a new or empty folder: choose another --run-dir, or delete that "
+                              "folder if its contents are not wanted")
+
+
+class _Interrupts:
+    """SIGINT, SIGTERM and SIGHUP while ``train`` runs.
+
+    During start-up (reading data, building models) a signal ends the command at once: nothing has been
+    trained, so nothing is saved. Once training, the first one stops after the current step and saves a
+    checkpoint, exit 0: SIGTERM is how Docker, systemd, SLURM and Kubernetes stop jobs, SIGHUP comes when
+    the terminal closes. A second one raises Abort, and the loop then writes nothing (engine/loop.py saves
+    only a whole state), so the last good checkpoint stays; exit 128 + the signal.
+
+    Messages go out with os.write: a handler runs between two bytecodes of the main thread, which may be
+    inside tqdm's write to stderr (a reentrant write on a buffered stream raises RuntimeError).
+    """
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+    def __init__(self, control) -> None:
+        self.control = control
+        self.training = False
+        self.signal_name: str | None = None  # the first signal received
+        self.signum = signal.SIGINT
+        self.checkpoint: Path | None = None
+        self.saved_step: int | None = None  # the step checkpoints/last.pt holds, as far as this process knows
+        self._previous: dict = {}
+
+    def __enter__(self) -> _Interrupts:
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    def started(self, checkpoint: Path, saved_step: int | None) -> None:
+        """Training begins: from now on the first signal stops and saves."""
+        self.checkpoint, self.saved_step, self.training = checkpoint, saved_step, True
+
+    def note_event(self, event) -> None:
+        from ganstudio.engine import CheckpointSaved
+
+        if isinstance(event, CheckpointSaved) and event.path == self.checkpoint:
+            self.saved_step = event.step
+
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
+
+    def startup_message(self) -> str:
+        return (f"stopped by {self.signal_name or 'an interrupt'} during start-up, before the first step; "
+                "nothing was trained or saved")
+
+    def _handle(self, signum: int, frame) -> None:
+        from ganstudio.engine.control import Abort
+
+        name, first = signal.Signals(signum).name, self.signal_name is None
+        if first:
+            self.signal_name, self.signum = name, signum
+        self.control.stop()  # also cancels a data build in progress (Trainer's cancelled)
+        if not self.training:
+            raise Abort(self.startup_message(), self.exit_code())
+        if first:
+            _say(f"\n{name}: stopping after this step and saving a checkpoint (Ctrl-C or SIGTERM again aborts "
+                 "without saving)\n")
+            return
+        kept = (f"{self.checkpoint} is intact (last saved at step {self.saved_step})"
+                if self.saved_step is not None else "no checkpoint had been written in this run yet")
+        raise Abort(f"aborted by a second signal ({name}) without saving this step; {kept}", 128 + signum)
+
+
+def _say(text: str) -> None:
+    try:
+        os.write(sys.stderr.fileno(), text.encode(errors="replace"))
+    except (OSError, ValueError):
+        pass  # no stderr to tell: the stop happens all the same
+
+
+class _Progress:
+    """tqdm bar fed by the Trainer's events: the step a few times a second (Progress), the figures at
+    logging intervals (StepStats)."""
+
+    def __init__(self, trainer, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=trainer.config.train.steps, initial=trainer.global_step, unit="step",
+                        disable=not enabled, dynamic_ncols=True)
+        self.keys = [key for key, _ in trainer.family.plots[0].keys]  # the family's losses: D/G, recon, KL
+
+    def __call__(self, event) -> None:
+        from ganstudio.engine import Progress, StepStats, TrainWarning
+
+        if isinstance(event, Progress):
+            self.bar.update(event.step - self.bar.n)
+        elif isinstance(event, StepStats):
+            self.bar.update(event.step - self.bar.n)
+            row = event.to_json()
+            figures = {key: f"{row[key]:.3f}" for key in self.keys if key in row}
+            self.bar.set_postfix(**figures, img_s=f"{event.images_per_s:.0f}", refresh=False)
+        elif isinstance(event, TrainWarning):
+            self.bar.write(f"warning (step {event.step}): {event.message}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
