@@ -33,13 +33,13 @@ class CheckpointError(RuntimeError):
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: the previous file at ``path`` survives any failure, a full disk included."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ganstudio_version": __version__, **payload}
+    existed = Path(path).is_file()
     try:
         atomic_write(path, lambda f: torch.save(payload, f))
     except (OSError, RuntimeError) as err:  # torch reports some write failures as RuntimeError only
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise CheckpointError(
-            f"could not write checkpoint {path}: {reason}; the previous checkpoint is intact"
-        ) from err
+        kept = "the previous checkpoint is intact" if existed else "no earlier checkpoint exists there"
+        raise CheckpointError(f"could not write checkpoint {path}: {reason}; {kept}") from err
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

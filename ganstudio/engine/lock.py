@@ -66,9 +66,13 @@ class RunLock:
             self.notes.append(f"cleared a stale lock on {self.folder}: {_describe(holder)} is no longer running")
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "command": self.command}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+            os.fsync(fd)
+        except OSError as err:  # a full disk: the flock alone still keeps a second writer out
+            self.notes.append(f"could not record this process in {self.path}: {err.strerror or err}; "
+                              "the folder is locked all the same")
         with self._guard:
             self._held[self._key] = [fd, 1]
         return self

@@ -370,7 +370,7 @@ class TrainingLoop:
         if run.last_checkpoint.is_file():  # the config the checkpoint holds (None: a new run)
             self.saved_config = getattr(t, "checkpoint_config", None) or t.config
             self.saved_step = t.global_step
-        run.write_config(t.config)
+        self._write_config()  # a full disk: a warning naming it (a resumed run's config.toml is still there)
         skipped = run.read_metrics().skipped
         if skipped:
             self.emit(TrainWarning(t.global_step, "data", f"{run.metrics_path}: {skipped} damaged rows skipped "

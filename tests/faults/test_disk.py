@@ -152,3 +152,51 @@ except WriteError as err:
     assert log.read_bytes() == b'{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n'
     rows = RunDir(tmp_path).read_metrics()
     assert [r["step"] for r in rows] == [1, 3] and rows.skipped == 1
+
+
+def test_a_failed_first_checkpoint_does_not_claim_an_earlier_one(tmp_path, monkeypatch):
+    """A clear line that is true: with no last.pt yet, the error says none exists (not "intact")."""
+    import errno
+
+    import torch
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir()
+    with pytest.raises(checkpoint.CheckpointError, match="no earlier checkpoint exists there"):
+        checkpoint.save(path, {"config": {}, "step": 0, "state": {}})
+    path.write_bytes(b"an earlier one")
+    with pytest.raises(checkpoint.CheckpointError, match="the previous checkpoint is intact"):
+        checkpoint.save(path, {"config": {}, "step": 0, "state": {}})
+    assert path.read_bytes() == b"an earlier one"
+
+
+def test_the_run_lock_holds_on_a_full_disk(tmp_path, monkeypatch):
+    """Training goes on when the disk is full: the lock cannot record its holder, but the flock still
+    keeps a second writer out, and a note says so."""
+    import errno
+    import threading
+
+    from ganstudio.engine.lock import RunLock, RunLockedError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with RunLock(tmp_path / "run") as lock:
+        assert any("could not record this process" in note for note in lock.notes)
+        refused = []
+
+        def second():
+            try:
+                RunLock(tmp_path / "run").acquire()
+            except RunLockedError as err:
+                refused.append(str(err))
+
+        other = threading.Thread(target=second)
+        other.start()
+        other.join(10)
+        assert refused and "being written" in refused[0]
