@@ -64,6 +64,8 @@ FAMILY_NAMES = ("gan", "cgan", "autoencoder", "vae")
 ARCH_CHOICES: dict[str, Choice] = _table(
     Choice("mlp", "Fully connected G and D (Goodfellow et al. 2014): fast to train, blurrier images"),
     Choice("dcgan", "Convolutional G and D (Radford et al. 2015): the standard image GAN"),
+    Choice("resnet", "Residual G and D of SNGAN/BigGAN (Miyato et al. 2018): for 64-256 px images; "
+           "pair with the hinge loss and spectral norm"),
 )
 D_ARCH_CHOICES: dict[str, Choice] = {
     "same": Choice("same", "D (or the encoder) has the generator's architecture"), **ARCH_CHOICES}

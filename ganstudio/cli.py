@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="stop at this many total generator steps")
     train.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this much training time")
     train.add_argument("--run-dir", type=Path, help="folder for this run (default: runs/NAME-TIMESTAMP)")
-    train.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    train.add_argument("--device", help="where to train: auto (the default), cpu, cuda, cuda:N or mps")
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
@@ -143,7 +143,7 @@ def _add_eval_parser(sub) -> None:
     evaluate.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     evaluate.add_argument("--neighbours", type=Path, metavar="OUT.png",
                           help="8 generated images, each beside its 3 nearest training images")
-    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     evaluate.set_defaults(func=cmd_eval)
 
 

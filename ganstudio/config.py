@@ -61,10 +61,14 @@ class DataConfig(Section):
         "nothing is downloaded when it is set")
     download: bool = _field(
         True, "Download", "Download a torchvision dataset into the cache folder when it is not there yet")
-    image_size: Literal[28, 32, 64] = _field(
-        28, "Image size", "Side in pixels the images are resized and centre-cropped to; the models' size")
+    image_size: Literal[16, 28, 32, 64, 128, 256, 512] = _field(
+        28, "Image size", "Side in pixels the images are resized and centre-cropped to; the models' size: "
+        "28 (Fashion-MNIST's own) or a power of two from 16 to 512")
     channels: Literal[1, 3] = _field(
         1, "Channels", "1 = grayscale, 3 = RGB; images are converted to this")
+    hflip: bool = _field(
+        False, "Horizontal flip", "Mirror each real image left-right with probability 1/2, on the device as "
+        "batches are drawn: for faces and objects, not for text or digits")
     max_images: int | None = _field(
         None, "Image limit", "Use only the first N images (None = all)", ge=1)
     memory_limit_mb: int = _field(
@@ -73,6 +77,12 @@ class DataConfig(Section):
         ge=0, le=1_000_000)
     workers: int = _field(
         2, "Loader workers", "Worker processes decoding images when a dataset streams", ge=0, le=64)
+    cache: Literal["auto", "on", "off"] = _field(
+        "auto", "Prepared cache",
+        "Image folders (and CelebA) decoded, resized and cropped once into a file in the user cache folder "
+        "(GANSTUDIO_CACHE overrides it), reused while no file changes. auto = folders of 1,000 files or "
+        "more (below that, decoding takes about as long as the cache saves); on = every folder; off = "
+        "decode on every run")
     holdout: int = _field(
         0, "Held-out images",
         "The last N images are kept out of training; autoencoder/VAE evaluations reconstruct them", ge=0)
@@ -91,10 +101,11 @@ class ModelConfig(Section):
         "gan = unconditional GAN; cgan = class-conditional GAN (needs labels); autoencoder = encoder + "
         "decoder trained to reconstruct; vae = variational autoencoder (Kingma & Welling 2014)")
     arch: Literal[tuple(catalog.ARCH_CHOICES)] = _field(  # type: ignore[valid-type]
-        "dcgan", "Architecture", "mlp = fully connected G and D; dcgan = convolutional (Radford et al. 2015)")
+        "dcgan", "Architecture", "mlp = fully connected G and D; dcgan = convolutional (Radford et al. 2015); "
+        "resnet = residual SNGAN/BigGAN blocks (Miyato et al. 2018), for 64-512 px colour images")
     d_arch: Literal[tuple(catalog.D_ARCH_CHOICES)] = _field(  # type: ignore[valid-type]
-        "same", "D architecture", "same = as the generator's; mlp or dcgan mixes bodies (e.g. an MLP G with "
-        "a conv D); for autoencoders the encoder's body")
+        "same", "D architecture", "same = as the generator's; mlp, dcgan or resnet mixes bodies (e.g. an MLP G "
+        "with a conv D); for autoencoders the encoder's body")
     z_dim: int = _field(100, "Latent size", "Length of the noise vector z fed to the generator", ge=1, le=4096)
     g_width: int = _field(
         64, "G width", "Generator width: base channels (dcgan) or first hidden layer size (mlp)",
@@ -177,6 +188,9 @@ class OptimConfig(Section):
                            live=True, ge=1, le=100)
 
 
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # what train.device accepts
+
+
 class TrainConfig(Section):
     batch_size: int = _field(64, "Batch size", "Real images per D step (and fakes per step)", ge=1, le=65536)
     steps: int | None = _field(
@@ -184,8 +198,16 @@ class TrainConfig(Section):
     max_time: float | None = _field(
         None, "Time budget (s)", "Stop after this many seconds of training (None = no limit)", gt=0)
     seed: int = _field(0, "Seed", "Seeds the data order, the noise and the weights", ge=0, le=2**63 - 1)
-    device: Literal["auto", "cpu", "cuda"] = _field(
-        "auto", "Device", "auto = the GPU when there is one, else the CPU")
+    device: str = _field(
+        "auto", "Device", "auto = a CUDA GPU when there is one, else an Apple-silicon GPU (mps), else the CPU; "
+        "or cpu, cuda, cuda:N (the Nth CUDA GPU), mps")
+    precision: Literal["fp32", "bf16", "fp16"] = _field(
+        "fp32", "Precision",
+        "fp32 = full precision; bf16 = autocast G and D to bfloat16 (CPUs with bf16 instructions, Ampere+ GPUs); "
+        "fp16 = autocast to float16 with a gradient scaler per network (GPUs)")
+    compile: bool = _field(
+        False, "Compile", "Compile G and D with torch.compile (minutes of compiling at the start, faster steps "
+        "after); falls back to plain PyTorch with a warning when the compiler is missing")
     threads: int = _field(
         0, "CPU threads", "Threads torch uses on the CPU (0 = torch's default, one per core)", ge=0, le=1024)
     channels_last: bool = _field(
@@ -216,6 +238,15 @@ class TrainConfig(Section):
         "translation, cutout and colour; helps small datasets, where D memorises the real images")
     tensorboard: bool = _field(
         False, "TensorBoard", "Also write scalars and sample grids as TensorBoard events (needs tensorboard)")
+
+    @field_validator("device")
+    @classmethod
+    def _is_a_device_name(cls, device: str) -> str:
+        # a name only: whether this machine has it is checked when a Trainer is built (a config written
+        # on a GPU machine stays valid on a laptop, for reading and for the form)
+        if not DEVICE_NAME.fullmatch(device):
+            raise ValueError("expected auto, cpu, cuda, cuda:N (N = 0, 1, …) or mps")
+        return device
 
 
 class EvalConfig(Section):
@@ -332,7 +363,7 @@ def is_live(key: str) -> bool:
 # Beside the live fields, these may differ between a checkpoint and its run folder's config.toml, or change
 # when a run is continued: the budgets, and where and how fast it runs (not what it computes).
 RESUME_OVERRIDABLE = ("train.steps", "train.max_time")
-_PLACEMENT = ("train.device", "train.threads", "train.tensorboard", "data.workers", "data.memory_limit_mb")
+_PLACEMENT = ("train.device", "train.compile", "train.threads", "train.tensorboard", "data.workers", "data.memory_limit_mb")
 
 
 def may_differ_within_run(key: str) -> bool:

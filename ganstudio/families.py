@@ -21,6 +21,7 @@ _ADVERSARIAL = frozenset({
 _CONDITIONAL = frozenset({"model.num_classes", "model.conditioning"})
 _VAE = frozenset({"loss.beta", "loss.kl_warmup"})
 _ENCODER = frozenset({"model.d_width", "model.d_norm"})
+MLP_MAX_SIZE = 64  # largest data.image_size an mlp body takes (check_config)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,14 @@ def check_config(config) -> Mismatch | None:
         return Mismatch(("loss.label_smoothing", "loss.name"),
                         f"loss.label_smoothing = {config.loss.label_smoothing} needs a loss with a target for "
                         f"real images ({_or(smoothed)}); loss.name = {loss!r} has none")
+    bodies = {"model.arch": model.arch, "model.d_arch": model.arch if model.d_arch == "same" else model.d_arch}
+    mlp = next((key for key, arch in bodies.items() if arch == "mlp"), None)
+    if mlp and config.data.image_size > MLP_MAX_SIZE:
+        # its first (or last) layer alone is C·H·W x 4·width: at 128 px RGB and width 128 that is 25 M
+        # weights, 400 M at 512 px, for blurrier images than a conv net a hundredth of the size
+        return Mismatch((mlp, "data.image_size"),
+                        f"{mlp} = 'mlp' is too large at data.image_size = {config.data.image_size}: an MLP "
+                        f"takes images up to {MLP_MAX_SIZE} px; use 'dcgan' or 'resnet', or a smaller size")
     o = config.optim
     if o.schedule in ("linear", "cosine") and o.schedule_steps is None and config.train.steps is None:
         return Mismatch(("optim.schedule", "optim.schedule_steps", "train.steps"),

@@ -95,6 +95,19 @@ def _score(d: nn.Module, x: Tensor, labels: Tensor | None) -> Tensor:
     return d(x) if labels is None else d(x, labels)
 
 
+def _full_precision(x: Tensor):
+    """Autocast off for a penalty's forward and input gradient, even when the caller autocasts.
+
+    Why: the penalties are squared gradient norms. In fp16 the per-pixel input gradients of a D that is
+    doing well are tiny (they underflow to 0, and the penalty with them), their squares overflow past 65504
+    when D is steep, and the double backward through them loses the rest. A gradient scaler cannot fix
+    this from outside: the penalty is part of the loss the scaler multiplies, so scaling its inner gradient
+    too would scale it twice. The cost: the penalty's D pass (one forward, a double backward) runs at fp32
+    speed under bf16/fp16.
+    """
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None,
                      labels: Tensor | None = None) -> Tensor:
     """WGAN-GP's E[(‖∇D(x̂)‖₂ − 1)²] on x̂ = αx + (1 − α)G(z), one α ~ U[0, 1] per sample
@@ -105,11 +118,13 @@ def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.
     for the real images' labels); None for an unconditional D.
     """
     shape = (real.size(0),) + (1,) * (real.dim() - 1)
+    real, fake = real.float(), fake.float()
     # Drawn where the generator lives, then moved: a CPU generator works for a CUDA batch.
     device = generator.device if generator is not None else real.device
     alpha = torch.rand(shape, generator=generator, device=device).to(real)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(_score(d, mixed, labels).sum(), mixed, create_graph=True)
+    with _full_precision(mixed):
+        (grad,) = torch.autograd.grad(_score(d, mixed, labels).float().sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
 
 
@@ -119,8 +134,9 @@ def r1_penalty(d: nn.Module, real: Tensor, labels: Tensor | None = None) -> Tens
     Differentiable in D's weights (create_graph); the caller adds ``r1_weight / 2 * r1_penalty(...)``
     to the D loss. Costs a second forward of D on the reals and a double backward.
     """
-    x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_score(d, x, labels).sum(), x, create_graph=True)
+    x = real.detach().float().requires_grad_(True)
+    with _full_precision(x):
+        (grad,) = torch.autograd.grad(_score(d, x, labels).float().sum(), x, create_graph=True)
     return grad.flatten(1).square().sum(1).mean()
 
 

@@ -41,12 +41,12 @@ def test_bad_value_from_set_names_field_value_range_and_origin():
 
 def test_bad_value_from_toml_names_the_file(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('[train]\nbatch_size = 0\n[model]\narch = "resnet"\n')
+    path.write_text('[train]\nbatch_size = 0\n[model]\narch = "stylegan"\n')  # not an architecture here
     with pytest.raises(ConfigError) as err:
         RunConfig.load(path)
     message = str(err.value)
     assert "train.batch_size = 0" in message and "≥ 1" in message
-    assert "model.arch = 'resnet'" in message and "one of 'mlp', 'dcgan'" in message
+    assert "model.arch = 'stylegan'" in message and "one of 'mlp', 'dcgan'" in message
     assert f"(from {path})" in message
 
 

@@ -8,21 +8,31 @@ exactly, and the two implementations can stand in for each other across a resume
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import mmap
 import multiprocessing
 import multiprocessing.synchronize
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganstudio.config import DataConfig
+from ganstudio.data import cache
 from ganstudio.data.base import CancelCheck, Cancelled, DataError, ImageSet
 from ganstudio.data.decode import SkippedImage
+from ganstudio.data.source_types import FileSource
 from ganstudio.data.sources import Source, open_source
 
 log = logging.getLogger(__name__)
 _MAX_FALLBACKS = 16  # a streamed file that fails to decode is replaced by one of the next 16 images
+_FLIP_SALT = 0x9E3779B97F4A7C15  # keeps an epoch's flip coins apart from its order (same generator and seed)
+# data.cache = "auto" prepares folders of at least this many files: below it decoding takes a second or
+# two, about what checking and mapping a cache saves, and no file is left in the user's cache folder
+CACHE_FROM = 1000
+_RELEASE_BYTES = 256 * 2 ** 20  # mapped pages a MapBatches keeps in its resident set before dropping them
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -69,10 +79,30 @@ class Batches:
         """Release loader workers (streaming); the object can still be used, they restart on demand."""
 
     def _advance(self) -> None:
+        self._drawn = (self.epoch, self._position)  # the batch being handed out: what _hflip flips
         self._position += 1
         if self._position == self.batches_per_epoch:
             self.epoch += 1
             self._position = 0
+
+    hflip = False  # data.hflip, set by build_batches
+    _coins_key: tuple[int, int] | None = None
+
+    def _hflip(self, images: torch.Tensor) -> torch.Tensor:
+        """``data.hflip``: mirror each image of the batch just taken with probability 1/2, on the device.
+
+        The coins are one draw per epoch and image position, from the data's generator re-seeded from
+        (seed, epoch) as the order is: a resumed run flips exactly the images it would have. It costs one
+        N-byte copy to the device per epoch and a batch-sized select per step, no host sync."""
+        if not self.hflip:
+            return images
+        epoch, position = self._drawn
+        if self._coins_key != (self._seed, epoch):
+            self._generator.manual_seed(epoch_seed(self._seed, epoch) ^ _FLIP_SALT)
+            coins = torch.rand(self.num_images, generator=self._generator) < 0.5
+            self._coins, self._coins_key = coins.to(self.device), (self._seed, epoch)
+        flip = self._coins[position * self.batch_size:(position + 1) * self.batch_size]
+        return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
 
     def state_dict(self) -> dict:
         """Plain ints: loads under ``torch.load(weights_only=True)``."""
@@ -122,8 +152,60 @@ class TensorBatches(Batches):
         start = self._position * self.batch_size
         index = self._order[start:start + self.batch_size]  # Python ints only: no .item(), no sync
         self._advance()
-        images = self._images.index_select(0, index).float().div_(127.5).sub_(1)
+        images = self._hflip(self._images.index_select(0, index).float().div_(127.5).sub_(1))
         return images, self._labels.index_select(0, index)
+
+    def _restart(self) -> None:
+        self._order, self._order_epoch = None, -1
+
+
+class MapBatches(Batches):
+    """Batches gathered per step from a prepared cache file (``cache.py``), mapped read-only: no
+    decoding, and each step reads only its batch's rows (B x C x H x W bytes), whatever the folder's size.
+
+    Random rows come from the OS page cache (a memcpy) once the file has been read; from a cold disk each
+    is a seek, so the first epoch of a folder larger than RAM runs at the disk's random-read rate.
+    """
+
+    in_memory = False
+
+    def __init__(self, prepared: cache.Prepared, source: FileSource, *, batch_size: int,
+                 device: torch.device | str, seed: int) -> None:
+        n, channels, size, _ = prepared.images.shape
+        super().__init__(num_images=n, batch_size=batch_size, image_size=size, channels=channels,
+                         class_names=source.class_names, warnings=list(source.warnings) + prepared.warnings,
+                         device=device, seed=seed, name=source.name)
+        self._images = prepared.images
+        labels = prepared.labels(source)
+        self._labels = labels if labels is not None else torch.full((n,), -1, dtype=torch.long)
+        self._order: np.ndarray | None = None
+        self._order_epoch = -1
+        self._read_since_release = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._order_epoch != self.epoch:
+            self._order = permutation(self._seed, self.epoch, self.num_images, self._generator).numpy()
+            self._order_epoch = self.epoch
+        start = self._position * self.batch_size
+        index = self._order[start:start + self.batch_size]
+        self._advance()
+        rows = torch.from_numpy(np.asarray(self._images[index]))  # reads these rows only, in this order
+        self._release(rows.numel())
+        cuda = self.device.type == "cuda"
+        if cuda:
+            rows = rows.pin_memory()  # so the copy below overlaps the device's work
+        images = self._hflip(rows.to(self.device, non_blocking=cuda).float().div_(127.5).sub_(1))
+        return images, self._labels[torch.from_numpy(index)].to(self.device, non_blocking=cuda)
+
+    def _release(self, nbytes: int) -> None:
+        """Drop the map's pages from this process every 256 MiB read: they stay in the OS page cache (the
+        next read of them is still a memcpy), but no longer count in the resident set, which would
+        otherwise grow to the file's size over an epoch and look like a leak."""
+        self._read_since_release += nbytes
+        handle = getattr(self._images, "_mmap", None)
+        if self._read_since_release >= _RELEASE_BYTES and handle is not None and hasattr(mmap, "MADV_DONTNEED"):
+            handle.madvise(mmap.MADV_DONTNEED)
+            self._read_since_release = 0
 
     def _restart(self) -> None:
         self._order, self._order_epoch = None, -1
@@ -206,7 +288,7 @@ class StreamBatches(Batches):
             self._iterator = iter(self._loader())
         images, labels = next(self._iterator)
         self._advance()
-        images = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+        images = self._hflip(images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1))
         return images, labels.to(self.device, non_blocking=True)
 
     def _restart(self) -> None:
@@ -221,9 +303,23 @@ class StreamBatches(Batches):
             iterator._shutdown_workers()  # otherwise the workers live until garbage collection
 
 
+def _flipping(build):
+    """Sets ``data.hflip`` on the batches ``build`` returns, whichever kind it picks."""
+    @functools.wraps(build)
+    def wrapped(cfg: DataConfig, *args, **kwargs) -> Batches:
+        batches = build(cfg, *args, **kwargs)
+        batches.hflip = cfg.hflip
+        return batches
+    return wrapped
+
+
+@_flipping
 def build_batches(cfg: DataConfig, *, batch_size: int, device: torch.device | str, seed: int,
-                  cancelled: CancelCheck = None) -> Batches:
-    """In memory when N x C x H x W bytes fit in ``cfg.memory_limit_mb`` MiB, else streamed.
+                  cancelled: CancelCheck = None, progress: cache.Progress = None) -> Batches:
+    """In memory when N x C x H x W bytes fit in ``cfg.memory_limit_mb`` MiB, else streamed; a folder
+    goes through its prepared cache first (``data.cache``, see ``cache.py``): read into memory from
+    there, or batches gathered from its map (:class:`MapBatches`). ``progress(done, total)`` follows
+    the cache's build.
 
     ``cancelled`` is asked while the folder is listed, checked and decoded (once per folder, every 32
     header checks, once per decoded file); when it returns True, :class:`Cancelled` is raised within
@@ -231,7 +327,37 @@ def build_batches(cfg: DataConfig, *, batch_size: int, device: torch.device | st
     """
     source = open_source(cfg, cancelled=cancelled)
     nbytes = len(source) * cfg.channels * cfg.image_size ** 2
-    if nbytes <= cfg.memory_limit_mb * 2 ** 20:
+    fits = nbytes <= cfg.memory_limit_mb * 2 ** 20
+    if _cache_wanted(cfg, source):
+        try:
+            prepared = cache.prepare(source, cancelled=cancelled, progress=progress)
+        except cache.CacheUnavailable as err:
+            if cfg.cache == "on":
+                raise
+            fallback = _uncached(cfg, source, fits, batch_size=batch_size, device=device, seed=seed,
+                                 cancelled=cancelled)
+            fallback.warnings.append(f"{err}; decoding the folder without it this time")
+            return fallback
+        if fits:
+            return TensorBatches(prepared.image_set(source), batch_size=batch_size, device=device, seed=seed,
+                                 name=source.name)
+        return MapBatches(prepared, source, batch_size=batch_size, device=device, seed=seed)
+    return _uncached(cfg, source, fits, batch_size=batch_size, device=device, seed=seed, cancelled=cancelled)
+
+
+def _cache_wanted(cfg: DataConfig, source: Source) -> bool:
+    """Sources of one file per image (folders, torchvision:CelebA); the array sources (MNIST, CIFAR,
+    SVHN) are one array in memory already, and resizing it in batches takes well under a minute."""
+    if not isinstance(source, FileSource) or not source.where or cfg.cache == "off":
+        return False
+    return cfg.cache == "on" or len(source) >= CACHE_FROM
+
+
+def _uncached(cfg: DataConfig, source: Source, fits: bool, *, batch_size: int, device: torch.device | str,
+              seed: int, cancelled: CancelCheck) -> Batches:
+    """Decoded into memory now, or streamed through a DataLoader decoding per step."""
+    nbytes = len(source) * cfg.channels * cfg.image_size ** 2
+    if fits:
         return TensorBatches(source.decode_all(cancelled, log_warnings=False), batch_size=batch_size,
                              device=device, seed=seed, name=source.name)
     log.info("%s needs %.0f MiB > data.memory_limit_mb = %d: streaming it with %d workers",

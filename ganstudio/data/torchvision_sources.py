@@ -48,10 +48,14 @@ _FILES = {
 }
 
 
+def cache_base() -> Path:
+    """ganstudio's cache folder: ``$GANSTUDIO_CACHE``, else the platform's user cache folder."""
+    return Path(os.environ.get("GANSTUDIO_CACHE") or platformdirs.user_cache_dir("ganstudio")).expanduser()
+
+
 def cache_root() -> Path:
     """Where torchvision datasets are kept: ``$GANSTUDIO_CACHE/datasets`` or the user cache folder."""
-    base = os.environ.get("GANSTUDIO_CACHE") or platformdirs.user_cache_dir("ganstudio")
-    return Path(base).expanduser() / "datasets"
+    return cache_base() / "datasets"
 
 
 def torchvision_source(cfg: DataConfig) -> Source:

@@ -32,18 +32,25 @@ def train_step(s: TrainState, next_batch: Batch, kind: str = "both") -> Stats:
         stats["loss"] = loss.detach()
     s.opt_d.zero_grad(set_to_none=True)
     s.opt_g.zero_grad(set_to_none=True)
-    loss.backward()
+    # one loss trains both networks, so under fp16 one scaler (G's) scales it and steps both optimizers
+    p = s.precision
+    p.backward(loss, "g")
+    p.unscale("g", s.opt_d, s.opt_g)
     clip_and_measure(s.d, s.config.optim.clip_d, "grad_norm_d", stats)
     clip_and_measure(s.g, s.config.optim.clip_g, "grad_norm_g", stats)
-    s.opt_d.step()
-    s.opt_g.step()
+    p.step("g", s.opt_d, s.opt_g)
+    if p.scalers:
+        norm = torch.stack([stats.get(f"grad_norm_{n}_unclipped", stats[f"grad_norm_{n}"]) for n in "dg"]).sum()
+        p.mark_skip("g", norm, stats, ("recon", "kl", "loss", "grad_norm_d", "grad_norm_g",
+                                       "grad_norm_d_unclipped", "grad_norm_g_unclipped"))
     return stats
 
 
 def encode(s: TrainState, images: Tensor, *, sample: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """(z, mu, logvar): a VAE draws z = mu + σ·ε with the run's noise generator (reparameterised, so
     gradients reach the encoder) when ``sample``, else takes the mean; an autoencoder's code is z."""
-    code = s.d(images)
+    with s.precision.autocast():
+        code = s.d(images).float()
     if not s.family.variational:
         return code, None, None
     mu, logvar = code.float().chunk(2, dim=1)
@@ -63,7 +70,8 @@ def beta(s: TrainState) -> float:
 def losses(s: TrainState, images: Tensor, *, sample: bool) -> tuple[Tensor, Tensor, Tensor | None]:
     """(reconstructions, per-image reconstruction loss (B,), per-image KL (B,) or None)."""
     z, mu, logvar = encode(s, images, sample=sample)
-    recon = s.g(z)
+    with s.precision.autocast():
+        recon = s.g(z).float()  # the reconstruction terms are sums over thousands of pixels: fp32
     rec = reconstruction_loss(s.config.loss.name, recon, images)
     return recon, rec, (kl_normal(mu, logvar) if s.family.variational else None)
 

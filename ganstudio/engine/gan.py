@@ -63,13 +63,10 @@ def d_step(s: TrainState, real: Tensor, labels: Tensor, keep_graph: bool, stats:
         stats["r1_penalty"] = r1.detach()
         loss = loss + cfg.r1_weight / 2 * r1
     s.opt_d.zero_grad(set_to_none=True)
-    loss.backward()
-    clip_and_measure(s.d, s.config.optim.clip_d, "grad_norm_d", stats)
-    s.opt_d.step()
+    update(s, "d", loss, stats)
     if loss_fn.clip_weights:
         clip_weights_(s.d, cfg.clip_value)
     to_score = torch.sigmoid if loss_fn.probability else (lambda x: x)
-    stats["loss_d"] = loss.detach()
     stats["d_real"] = to_score(real_out.detach()).mean()
     stats["d_fake"] = to_score(fake_out.detach()).mean()
     return fake, labels
@@ -83,20 +80,40 @@ def g_step(s: TrainState, fake: Tensor, labels: Tensor | None, stats: Stats) -> 
     finally:
         s.d.requires_grad_(True)
     s.opt_g.zero_grad(set_to_none=True)
-    loss.backward()
-    clip_and_measure(s.g, s.config.optim.clip_g, "grad_norm_g", stats)
-    s.opt_g.step()
-    stats["loss_g"] = loss.detach()
+    update(s, "g", loss, stats)
+
+
+def update(s: TrainState, net: str, loss: Tensor, stats: Stats) -> None:
+    """Backward, clip and step one network ("g" or "d"); under fp16 through its gradient scaler, with the
+    gradients unscaled before they are clipped and measured."""
+    module, opt = (s.g, s.opt_g) if net == "g" else (s.d, s.opt_d)
+    p = s.precision
+    p.backward(loss, net)
+    p.unscale(net, opt)
+    clip_and_measure(module, getattr(s.config.optim, f"clip_{net}"), f"grad_norm_{net}", stats)
+    p.step(net, opt)
+    stats[f"loss_{net}"] = loss.detach()
+    names = (f"loss_{net}", f"grad_norm_{net}", f"grad_norm_{net}_unclipped", "gradient_penalty", "r1_penalty")
+    p.mark_skip(net, stats.get(f"grad_norm_{net}_unclipped", stats[f"grad_norm_{net}"]), stats,
+                names if net == "d" else names[:3])
 
 
 # --- what D and G see ---------------------------------------------------------------------------------
 def generate(s: TrainState, n: int, labels: Tensor | None) -> Tensor:
+    """G(z), autocast under bf16/fp16; returned in fp32, so augmentation, instance noise and the
+    penalties' interpolation work in full precision (D casts back down at its first layer)."""
     z = s.noise(n)
-    return s.g(z, labels) if labels is not None else s.g(z)
+    with s.precision.autocast():
+        fake = s.g(z, labels) if labels is not None else s.g(z)
+    return fake.float()
 
 
 def discriminate(s: TrainState, images: Tensor, labels: Tensor | None) -> Tensor:
-    return s.d(images, labels) if labels is not None else s.d(images)
+    """D's logits, autocast under bf16/fp16, returned in fp32: the losses' softplus, squares and means
+    lose the small differences training needs in half precision."""
+    with s.precision.autocast():
+        logits = s.d(images, labels) if labels is not None else s.d(images)
+    return logits.float()
 
 
 def fake_labels(s: TrainState, n: int) -> Tensor | None:

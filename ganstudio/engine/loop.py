@@ -28,6 +28,7 @@ from ganstudio.engine.errors import TrainingError
 from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Event, Progress, RunFinished, Samples,
                                      TrainWarning)
 from ganstudio.engine.lock import RunLock
+from ganstudio.engine.precision import all_skipped
 from ganstudio.engine.stats import StatsAccumulator, all_finite
 from ganstudio.families import images_per_step
 from ganstudio.fileio import remove_stale_temps
@@ -212,7 +213,7 @@ class TrainingLoop:
         if not self.acc.steps:
             return True
         means = self.acc.means()
-        if not all_finite(means):
+        if not all_finite(means) or all_skipped(means):  # a scaler-skipped fp16 update alone is no divergence
             self.consistent = False
             self._rollback(means)  # raises when it gives up: then nothing is saved anyway
             self.consistent = True
@@ -233,7 +234,8 @@ class TrainingLoop:
 
     def _rollback(self, means: dict[str, float]) -> None:
         t, train = self.t, self.t.config.train
-        bad = ", ".join(f"{k}={v}" for k, v in means.items() if not v == v or abs(v) == float("inf"))
+        bad = ", ".join(f"{k}={v}" for k, v in means.items() if not v == v or abs(v) == float("inf")) \
+            or "every fp16 update skipped by the gradient scaler"
         self.rollbacks += 1
         if self.rollbacks > train.nan_max_rollbacks:
             tried = f"lr_g={t.config.optim.lr_g:.3g}, lr_d={t.config.optim.lr_d:.3g}"
@@ -409,8 +411,25 @@ class _Pace:
 
 def _explain(err: Exception, t: Trainer) -> str:
     if isinstance(err, torch.OutOfMemoryError):
-        return (f"out of memory on {t.device} at batch size {t.config.train.batch_size}: lower train.batch_size "
-                "or the model widths")
+        return _out_of_memory(t)
     if isinstance(err, TrainingError | CheckpointError | ConfigError):
         return str(err)
     return f"{type(err).__name__}: {err}"
+
+
+def _out_of_memory(t: Trainer) -> str:
+    """Which batch size to try, and how to go on. Nothing of the failed step is saved (the loop writes only
+    from a consistent state), so checkpoints/last.pt is the last good point. Half the batch is a guess
+    that fits unless memory is nearly all weights and optimizer state; the studio's Estimate measures."""
+    size = t.config.train.batch_size
+    head = f"out of memory on {t.device} at train.batch_size = {size} (step {t.global_step})"
+    if size == 1:
+        return f"{head}: lower data.image_size or the model widths (model.g_width, model.d_width)"
+    smaller = size // 2
+    run = t.run_dir
+    if run is not None and run.last_checkpoint.is_file():
+        # a checkpoint's data order is tied to its batch size: the smaller batch means a new run
+        return (f"{head}: start a new run with train.batch_size = {smaller} (or lower the model widths); "
+                "checkpoints/last.pt is intact, and "
+                f"`ganstudio train --resume {run.path}` continues it at batch size {size} once memory is free")
+    return f"{head}: try train.batch_size = {smaller} (or lower the model widths); no checkpoint was written yet"

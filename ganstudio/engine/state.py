@@ -16,6 +16,8 @@ from torch import Tensor, nn
 
 from ganstudio.config import RunConfig
 from ganstudio.engine import seeds
+from ganstudio.engine.devices import check_precision
+from ganstudio.engine.precision import Precision
 from ganstudio.engine.schedules import lr_factor, schedule_horizon
 from ganstudio.families import Family, family_of
 from ganstudio.models import build_models
@@ -60,6 +62,11 @@ class TrainState:
     device: torch.device
     memory_format: torch.memory_format = torch.contiguous_format
     step: int = 0  # counted (generator) steps so far
+    precision: Precision | None = None  # autocast and fp16's scalers; built from the config when None
+
+    def __post_init__(self) -> None:
+        if self.precision is None:
+            self.precision = Precision(self.config.train.precision, self.device)
 
     @property
     def family(self) -> Family:
@@ -71,7 +78,7 @@ class TrainState:
     def state_dict(self) -> dict[str, Any]:
         return {"g": self.g.state_dict(), "d": self.d.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "step": self.step, **self.rngs.state_dict()}
+                "step": self.step, **self.rngs.state_dict(), **self.precision.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.g.load_state_dict(state["g"])
@@ -79,6 +86,7 @@ class TrainState:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.rngs.load_state_dict(state)
+        self.precision.load_state_dict(state)
         self.step = int(state["step"])
         apply_optim_settings(self)
 
@@ -86,10 +94,11 @@ class TrainState:
 def build_state(config: RunConfig, device: torch.device) -> TrainState:
     """Networks (drawn from the global RNG: seed it first), optimizers and generators for ``config``."""
     model, train = config.model, config.train
+    check_precision(train.precision, device)
     g, d = build_models(model, image_size=config.data.image_size, channels=config.data.channels)
     # channels-last pays off for convolutions only; an MLP flattens its input either way
     convs = {model.arch, model.d_arch} - {"same"}
-    memory_format = torch.channels_last if train.channels_last and "dcgan" in convs else torch.contiguous_format
+    memory_format = torch.channels_last if train.channels_last and convs - {"mlp"} else torch.contiguous_format
     g.to(device, memory_format=memory_format)
     d.to(device, memory_format=memory_format)
     o = config.optim

@@ -22,24 +22,18 @@ from torch import Tensor, nn
 from ganstudio.config import ConfigError, RunConfig, from_dict, is_live
 from ganstudio.data import build_batches
 from ganstudio.engine import autoencoder, checkpoint, gan, seeds
+from ganstudio.engine.devices import resolve_device
 from ganstudio.engine.errors import TrainingError
-from ganstudio.engine.events import RunFinished, StepStats
+from ganstudio.engine.events import RunFinished, StepStats, TrainWarning
 from ganstudio.engine.inference import eval_images, to_uint8
 from ganstudio.engine.loop import TrainingLoop
+from ganstudio.engine.precision import compile_modules, fallback_message, uncompile
 from ganstudio.engine.rundir import RunDir
 from ganstudio.engine.state import apply_optim_settings, build_state, eval_mode, set_learning_rates
 from ganstudio.engine.stats import StatsAccumulator
 from ganstudio.families import family_of
 
 __all__ = ["Trainer", "TrainingError", "resolve_device", "to_uint8"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
 
 
 class Trainer:
@@ -76,6 +70,9 @@ class Trainer:
         self._evaluator = None
         self.run_dir = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
         self.checkpoint_config: RunConfig | None = None  # the config of the checkpoint this run resumed from
+        self.warnings: list[str] = []  # what the Trainer had to do differently (a compile fallback)
+        self._emit: Callable | None = None  # while run() goes: passes TrainWarnings to its callbacks
+        self._compiling = train.compile  # True until the first compiled step has run (or fell back)
 
     # --- the state, by the names callers use --------------------------------------------------------
     @property
@@ -133,12 +130,39 @@ class Trainer:
         """One update; figures stay on the device. Counts as a step unless it is D only."""
         if self.config.optim.schedule != "constant":
             set_learning_rates(self.state)
-        stats = self.strategy.train_step(self.state, self.next_batch, kind)
+        if self._compiling:
+            stats = self._first_compiled_step(kind)
+        else:
+            stats = self.strategy.train_step(self.state, self.next_batch, kind)
         if self.strategy.counts_as_step(kind):
             self.state.step += 1
             if self.g_ema is not None:
                 self._update_ema()
         return stats
+
+    def _first_compiled_step(self, kind: str) -> dict[str, Tensor]:
+        """Compile G and D, then run the first step, where the compiler actually runs (forward and
+        backward). When compiling fails, at once or during that step, the state goes back to before the
+        step and it runs eagerly, so the run is exactly the uncompiled one; one warning says why.
+        Costs a copy of the state, once."""
+        self._compiling = False
+        failed = compile_modules(self.g, self.d)
+        if failed is None:
+            before = self.snapshot()
+            try:
+                return self.strategy.train_step(self.state, self.next_batch, kind)
+            except Exception as err:  # noqa: BLE001 - retried eagerly below: a real error raises again there
+                uncompile(self.g, self.d)
+                self.restore(before)
+                failed = f"{type(err).__name__}: {err}"
+        stats = self.strategy.train_step(self.state, self.next_batch, kind)  # a real error raises here, unwarned
+        self._warn("compile", fallback_message(failed))
+        return stats
+
+    def _warn(self, kind: str, message: str) -> None:
+        self.warnings.append(message)
+        if self._emit is not None:
+            self._emit(TrainWarning(self.global_step, kind, message))
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -343,7 +367,12 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, control=None, callbacks: list[Callable] = ()) -> RunFinished:
         """Train until the step or time budget, or ``control.stop()``; see engine/loop.py."""
-        return TrainingLoop(self, control, list(callbacks)).run()
+        callbacks = list(callbacks)
+        self._emit = lambda event: [callback(event) for callback in callbacks]
+        try:
+            return TrainingLoop(self, control, callbacks).run()
+        finally:
+            self._emit = None
 
 
 def _grid_labels(config: RunConfig, device: torch.device) -> tuple[Tensor | None, int | None]:

@@ -22,8 +22,9 @@ from ganstudio.families import FAMILIES
 from ganstudio.models.common import LayerInfo, describe, init_weights_, spectral_norm_
 from ganstudio.models.conditional import CONDITIONINGS, ConditionalGenerator, label_dim
 from ganstudio.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganstudio.models.encoder import DCGANEncoder, MLPEncoder, init_logvar_
+from ganstudio.models.encoder import DCGANEncoder, MLPEncoder, ResNetEncoder, init_logvar_
 from ganstudio.models.mlp import MLPDiscriminator, MLPGenerator
+from ganstudio.models.resnet import ResNetDiscriminator, ResNetGenerator
 
 __all__ = ["CONDITIONINGS", "MODELS", "LayerInfo", "ModelSpec", "NetworkInput", "build_models", "describe",
            "init_weights_", "label_dim", "model_inputs", "spectral_norm_"]
@@ -44,6 +45,7 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (  # ModelConfig.arch's choices (d_arch's, but "same")
     ModelSpec("mlp", MLPGenerator, MLPDiscriminator, MLPEncoder),
     ModelSpec("dcgan", DCGANGenerator, DCGANDiscriminator, DCGANEncoder),
+    ModelSpec("resnet", ResNetGenerator, ResNetDiscriminator, ResNetEncoder),
 )}
 
 

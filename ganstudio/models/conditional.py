@@ -1,4 +1,4 @@
-"""Class-conditional G and D (Mirza & Osindero 2014) around the unconditional bodies of mlp.py and dcgan.py.
+"""Class-conditional G and D (Mirza & Osindero 2014) around the unconditional bodies (mlp, dcgan, resnet).
 
 G reads z joined with a learned label embedding. D sees the label in one of two ways (``model.conditioning``):
 by projection (Miyato & Koyama 2018), the label scoring the features D already computes, or by
@@ -63,9 +63,11 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         labels = _require(labels, self.num_classes, "discriminator")
-        h = self.body.features(x)                          # φ(x): F (mlp) or F x s0 x s0 (dcgan)
+        h = self.body.features(x)                          # φ(x): F (mlp, resnet) or F x s0 x s0 (dcgan)
         score = self.body.main[-1](h).reshape(-1)          # ψ(φ(x)), D's unconditional logit
-        pooled = h.flatten(2).mean(2) if h.dim() > 2 else h  # F: mean, not SNGAN's sum: same scale at any s0
+        # F: a dcgan's map is averaged, not summed as in SNGAN, for the same scale at any s0; resnet's
+        # features come already summed over space (SNGAN's D), so its projection is SNGAN's exactly
+        pooled = h.flatten(2).mean(2) if h.dim() > 2 else h
         return score + (self.projection(labels) * pooled).sum(1)
 
 

@@ -1,8 +1,12 @@
 """Convolutional G and D (Radford et al. 2015, "DCGAN"), after pytorch/examples' dcgan/main.py.
 
 The networks grow from, and shrink to, a start size s0 (7 x 7 for 28 px, else 4 x 4) in n = log2(size /
-s0) stride-2 steps: 28 px -> n = 2, 32 px -> n = 3, 64 px -> n = 4. Shape comments leave out the batch
-and give the 32 px case (n = 3) in brackets; ngf and ndf are the config's g_width and d_width. The same
+s0) stride-2 steps: 16 px -> n = 2, 28 px -> n = 2, 32 px -> n = 3, 64 px -> n = 4, 512 px -> n = 7.
+Widths double per step away from the image and stop at 8·width (``WIDTH_CAP``), the 64 px network of
+the paper: uncapped, a 512 px G at ngf = 64 would start at ngf·2^6 = 4096 channels and hold 185 M
+parameters (D 179 M), most in its first 4 x 4 to 16 x 16 maps where they buy little; capped, it keeps
+512 channels from 4 x 4 to 64 x 64 and holds 16 M (D 15 M). Shape comments leave out the
+batch and give the 32 px case (n = 3) in brackets; ngf and ndf are the config's g_width and d_width. The same
 bodies serve the other families: a cgan's G reads z joined with a label embedding (``in_features``), an
 encoder is D with ``out_features`` outputs (see ``encoder.py``).
 """
@@ -17,6 +21,8 @@ from torch import Tensor, nn
 from ganstudio.config import ModelConfig
 from ganstudio.models.common import d_dropout, d_norm
 
+WIDTH_CAP = 8  # most channels, as a multiple of g_width / d_width: sizes up to 64 px never reach it
+
 
 def size_plan(image_size: int) -> tuple[int, int]:
     """``(s0, n)``: the start size and the number of stride-2 layers between it and ``image_size``."""
@@ -25,7 +31,7 @@ def size_plan(image_size: int) -> tuple[int, int]:
     if n < 1 or not n.is_integer():
         raise ValueError(
             f"data.image_size = {image_size} does not fit the dcgan architecture: it needs 7·2^n or "
-            f"4·2^n pixels (n ≥ 1), e.g. 28, 32 or 64")
+            f"4·2^n pixels (n ≥ 1): 28 or a power of two from 16 to 512")
     return s0, int(n)
 
 
@@ -37,7 +43,7 @@ class DCGANGenerator(nn.Module):
         self.z_dim = cfg.z_dim
         s0, n = size_plan(image_size)
         ngf = cfg.g_width
-        ch = ngf * 2 ** (n - 1)
+        ch = ngf * min(2 ** (n - 1), WIDTH_CAP)
         layers: list[nn.Module] = [
             # input is Z, z_dim x 1 x 1 (a cgan's: z joined with a label embedding), going into a convolution
             nn.ConvTranspose2d(in_features or cfg.z_dim, ch, s0, 1, 0, bias=False),  # BN's shift: no bias needed
@@ -45,9 +51,10 @@ class DCGANGenerator(nn.Module):
             nn.ReLU(True),
             # state size. (ngf*2^(n-1)) x s0 x s0          [(ngf*4) x 4 x 4]
         ]
-        for _ in range(n - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
-            ch //= 2
+        for k in range(n - 2, -1, -1):  # k: stride-2 layers still to come after this one
+            out = ngf * min(2 ** k, WIDTH_CAP)
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(True)]
+            ch = out
             # state size. channels halve, side doubles    [(ngf*2) x 8 x 8, then ngf x 16 x 16]
         layers += [
             nn.ConvTranspose2d(ngf, channels, 4, 2, 1),
@@ -74,10 +81,11 @@ class DCGANDiscriminator(nn.Module):
             # state size. ndf x size/2 x size/2            [ndf x 16 x 16]
         ]
         for _ in range(n - 1):
-            norms = d_norm(cfg.d_norm, ch * 2, conv=True)
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not norms), *norms,
+            out = min(ch * 2, cfg.d_width * WIDTH_CAP)
+            norms = d_norm(cfg.d_norm, out, conv=True)
+            layers += [nn.Conv2d(ch, out, 4, 2, 1, bias=not norms), *norms,
                        nn.LeakyReLU(0.2, inplace=True), *d_dropout(cfg.d_dropout)]
-            ch *= 2
+            ch = out
             # state size. channels double, side halves    [(ndf*2) x 8 x 8, then (ndf*4) x 4 x 4]
         self.feature_dim = ch  # channels of features(x), what a projection D's class embedding must match
         layers += [

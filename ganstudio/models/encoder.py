@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ganstudio.config import ModelConfig
 from ganstudio.models.dcgan import DCGANDiscriminator
 from ganstudio.models.mlp import MLPDiscriminator
+from ganstudio.models.resnet import ResNetDiscriminator
 
 
 def _encoder_config(cfg: ModelConfig) -> ModelConfig:
@@ -39,6 +40,17 @@ class DCGANEncoder(DCGANDiscriminator):
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         return self.main(x).flatten(1)  # out_features x 1 x 1 -> out_features
+
+
+class ResNetEncoder(ResNetDiscriminator):
+    """Images -> codes (B, out_features) through the residual discriminator's layers."""
+
+    def __init__(self, cfg: ModelConfig, image_size: int, channels: int, *, out_features: int) -> None:
+        super().__init__(_encoder_config(cfg), image_size, channels, out_features=out_features)
+        self.out_features = out_features
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        return self.main(x)  # already (B, out_features): D's last layer is linear
 
 
 @torch.no_grad()

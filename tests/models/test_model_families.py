@@ -31,7 +31,8 @@ def labels_for(model: nn.Module, n: int) -> tuple[torch.Tensor, ...]:
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-@pytest.mark.parametrize("arch,d_arch", [("mlp", "same"), ("dcgan", "same"), ("mlp", "dcgan"), ("dcgan", "mlp")])
+@pytest.mark.parametrize("arch,d_arch", [("mlp", "same"), ("dcgan", "same"), ("mlp", "dcgan"), ("dcgan", "mlp"),
+                                          ("resnet", "same"), ("dcgan", "resnet")])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("channels", (1, 3))
 def test_shapes_and_ranges(kind, arch, d_arch, size, channels):
@@ -61,7 +62,7 @@ def test_mixed_bodies_come_from_arch_and_d_arch(kind):
     assert any(isinstance(m, nn.Linear) for m in d.modules()) and not any(isinstance(m, nn.Conv2d) for m in d.modules())
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_conditional_generator_draws_the_label(arch):
     torch.manual_seed(0)
     g, _ = build_models(small("cgan-projection", arch=arch), image_size=32, channels=3)
@@ -89,7 +90,7 @@ def test_conditional_models_refuse_missing_labels(kind):
         d(torch.randn(2, 1, 28, 28))
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_unconditional_models_ignore_labels(arch):
     g, d = build_models(small("gan", arch=arch), image_size=28, channels=1)
     g.eval(), d.eval()
@@ -99,7 +100,7 @@ def test_unconditional_models_ignore_labels(arch):
 
 
 @pytest.mark.parametrize("kind", ["cgan-projection", "cgan-concat"])
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_conditional_discriminator_uses_the_label(kind, arch):
     torch.manual_seed(0)
     _, d = build_models(small(kind, arch=arch), image_size=32, channels=3)
@@ -109,7 +110,7 @@ def test_conditional_discriminator_uses_the_label(kind, arch):
     assert logits.unique().numel() == 5  # the same image scores differently under each label
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_projection_is_the_head_plus_an_inner_product(arch):
     torch.manual_seed(0)
     _, d = build_models(small("cgan-projection", arch=arch), image_size=28, channels=1)
@@ -122,7 +123,7 @@ def test_projection_is_the_head_plus_an_inner_product(arch):
     torch.testing.assert_close(d(x, y), expected)
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_features_then_the_last_layer_is_forward(arch):
     _, d = build_models(small("gan", arch=arch, d_norm="layer"), image_size=32, channels=3)
     x = torch.rand(4, 3, 32, 32)
@@ -130,7 +131,7 @@ def test_features_then_the_last_layer_is_forward(arch):
     assert all(name.startswith("main.") for name in d.state_dict())  # checkpoints from before still load
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_concat_joins_an_image_sized_label_channel(arch):
     _, d = build_models(small("cgan-concat", arch=arch), image_size=28, channels=3)
     assert isinstance(d, ConcatDiscriminator) and d.embed.embedding_dim == 28 * 28
@@ -139,7 +140,7 @@ def test_concat_joins_an_image_sized_label_channel(arch):
 
 
 @pytest.mark.parametrize("kind", ["cgan-projection", "cgan-concat"])
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_gradients_reach_every_conditional_parameter(kind, arch):
     g, d = build_models(small(kind, arch=arch), image_size=28, channels=1)
     labels = torch.tensor([0, 1, 2, 3])
@@ -149,7 +150,7 @@ def test_gradients_reach_every_conditional_parameter(kind, arch):
 
 
 @pytest.mark.parametrize("kind", ["cgan-projection", "cgan-concat"])
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_channels_last_gives_the_same_conditional_logits(kind, arch):
     torch.manual_seed(0)
     _, d = build_models(small(kind, arch=arch, d_norm="layer"), image_size=28, channels=3)
@@ -162,7 +163,7 @@ def test_channels_last_gives_the_same_conditional_logits(kind, arch):
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_vae_encoder_gives_mu_and_a_logvar_near_zero(arch):
     torch.manual_seed(0)
     cfg = ModelConfig(family="vae", arch=arch, d_norm="none", z_dim=16)  # the default widths
@@ -185,7 +186,7 @@ def test_encoders_have_no_dropout_and_no_spectral_norm(kind):
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 @pytest.mark.parametrize("sn", [False, True])
 def test_describe_every_family_on_meta_and_cpu(kind, arch, sn):
     cfg = small(kind, arch=arch, spectral_norm=sn)

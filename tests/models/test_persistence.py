@@ -16,7 +16,7 @@ SMALL = {"z_dim": 16, "g_width": 8, "d_width": 8, "num_classes": 5}
 KINDS = {"gan": {"family": "gan"}, "cgan-projection": {"family": "cgan", "conditioning": "projection"},
          "cgan-concat": {"family": "cgan", "conditioning": "concat"},
          "autoencoder": {"family": "autoencoder"}, "vae": {"family": "vae"}}
-CASES = [(kind, arch, sn) for kind in sorted(KINDS) for arch in ("mlp", "dcgan") for sn in (False, True)]
+CASES = [(kind, arch, sn) for kind in sorted(KINDS) for arch in ("mlp", "dcgan", "resnet") for sn in (False, True)]
 
 
 def build(kind: str, arch: str, sn: bool, seed: int) -> tuple[nn.Module, nn.Module]:
