@@ -13,6 +13,11 @@ Three loops train the same model (the preset's G and D), batch size and loss (BC
 3. bare compute: batches already tensors in memory, no logging, the same maths as (2).
 
 It prints images/s of each and the ratios (1)/(2) (target >= 1.2) and (1)/(3) (target >= 0.95).
+
+Then, per ``--precision-presets`` (default dcgan-fashion and resnet-64), the engine in fp32 and bf16
+(``train.precision``): images/s, the bf16/fp32 ratio (target >= 1.5), and the fraction of this machine's
+peak each reaches: one step's FLOPs (torch's FlopCounterMode, forward and backward) times steps per
+second, against the FLOP/s of a large matmul in the same dtype measured in the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
@@ -30,6 +36,7 @@ from classic_data import PilImages  # benchmarks/ is on sys.path when run as a s
 from ganstudio.config import load_preset
 from ganstudio.data import load_images
 from ganstudio.engine import Control, Trainer, resolve_device
+from ganstudio.families import images_per_step
 from ganstudio.models import build_models
 
 WARMUP = 20
@@ -128,6 +135,48 @@ def engine_step(config, steps: int) -> float:
     return steps * config.train.batch_size / (time.perf_counter() - start)
 
 
+# --- (4) precisions, and the fraction of peak ------------------------------------------------------------
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of an n x n matmul in ``dtype``: what this machine can do at best in that precision."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def precision_row(preset: str, precision: str, device: str, steps: int) -> dict:
+    """images/s of Trainer.run in ``precision`` and the FLOP/s one step's FLOPs imply at that speed."""
+    config = load_preset(preset, {"train.precision": precision, "train.device": device, "data.source": "bundled",
+                                  "train.log_every": max(1, steps // 4), "train.sample_every": 10**7,
+                                  "train.checkpoint_every": 10**7, "train.eval_every": 0})
+    trainer = Trainer(config.updated("train.steps", 2))
+    trainer.run(Control())  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    trainer.config = trainer.config.updated("train.steps", trainer.global_step + steps)
+    start = time.perf_counter()
+    trainer.run(Control())
+    seconds = (time.perf_counter() - start) / steps
+    return {"img/s": images_per_step(config) / seconds, "flop/s": counter.get_total_flops() / seconds}
+
+
+def precision_table(presets: list[str], device: str, steps: int) -> None:
+    dev = resolve_device(device)
+    peaks = {p: matmul_peak({"fp32": torch.float32, "bf16": torch.bfloat16}[p], dev) for p in ("fp32", "bf16")}
+    print(f"precisions on {dev} (peak of a 2048^2 matmul: fp32 {peaks['fp32'] / 1e9:.0f}, "
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s)")
+    for preset in presets:
+        rows = {p: precision_row(preset, p, device, steps) for p in ("fp32", "bf16")}
+        for p, row in rows.items():
+            print(f"  {preset:<14} {p}  {row['img/s']:8.1f} img/s   {row['flop/s'] / 1e9:6.1f} GFLOP/s "
+                  f"= {row['flop/s'] / peaks[p]:.0%} of the {p} peak")
+        print(f"  {preset:<14} bf16 / fp32: {rows['bf16']['img/s'] / rows['fp32']['img/s']:.2f}x  (target >= 1.5)")
+
+
 def _models(config, device):
     g, d = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
     return g.to(device), d.to(device)
@@ -143,7 +192,10 @@ def main() -> None:
     parser.add_argument("--preset", default="dcgan-fashion")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per loop (after 20 warm-up steps)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each loop, interleaved; median kept")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision-presets", default="dcgan-fashion,resnet-64",
+                        help="presets timed in fp32 and bf16 (empty: skip)")
+    parser.add_argument("--precision-steps", type=int, default=8)
     args = parser.parse_args()
 
     config = load_preset(args.preset, ["loss.name=bce", f"train.device={args.device!r}", "train.log_every=50",
@@ -171,6 +223,8 @@ def main() -> None:
     engine = ips["(1) engine: Trainer.run"]
     print(f"ratio (1)/(2) engine vs classic loop: {engine / ips['(2) classic DataLoader loop']:.2f}x  (target >= 1.2)")
     print(f"ratio (1)/(3) engine vs bare compute: {engine / ips['(3) bare compute']:.2f}x  (target >= 0.95)")
+    if args.precision_presets:
+        precision_table(args.precision_presets.split(","), args.device, args.precision_steps)
 
 
 if __name__ == "__main__":

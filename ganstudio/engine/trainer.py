@@ -38,9 +38,11 @@ __all__ = ["Trainer", "TrainingError", "resolve_device", "to_uint8"]
 
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: str | Path | RunDir | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> None:
+                 cancelled: Callable[[], bool] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         """``cancelled``: polled while the data is read (the long part of building, minutes for a big
-        folder); once it returns True the build stops with ``ganstudio.data.Cancelled``."""
+        folder); once it returns True the build stops with ``ganstudio.data.Cancelled``. ``progress(done,
+        total)`` follows the preparation of a folder's cache, when one is built."""
         self.family = family_of(config)
         train = config.train
         device = resolve_device(train.device)
@@ -51,7 +53,7 @@ class Trainer:
         torch.manual_seed(train.seed)
 
         self.batches = build_batches(config.data, batch_size=train.batch_size, device=device, seed=train.seed,
-                                     cancelled=cancelled)
+                                     cancelled=cancelled, progress=progress)
         if self.family.conditional:
             _check_labels(config, self.batches)
         self.state = build_state(config, device)
@@ -337,10 +339,11 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: str | Path, changes: Mapping[str, Any] | None = None,
                checkpoint_path: Path | None = None, source: str = "--set",
-               cancelled: Callable[[], bool] | None = None) -> Trainer:
+               cancelled: Callable[[], bool] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Trainer:
         """Continue a run folder from its last checkpoint, with ``changes`` to its config (dotted keys, e.g.
         ``{"train.steps": 20000}``; ``source`` names where they came from in error messages). ``cancelled``
-        interrupts the data loading, as for a new Trainer."""
+        interrupts the data loading and ``progress`` follows it, as for a new Trainer."""
         run = RunDir(run_dir)
         path = Path(checkpoint_path or run.last_checkpoint)
         payload = checkpoint.load(path)  # refuses a damaged file, or one from another run's config
@@ -348,7 +351,7 @@ class Trainer:
             config = from_dict(payload["config"], source=f"checkpoint {path}")
         except ConfigError as err:
             raise checkpoint.CheckpointError(f"the checkpoint's config is not valid for this ganstudio: {err}")
-        trainer = cls(config.with_changes(changes or {}, source), run, cancelled=cancelled)
+        trainer = cls(config.with_changes(changes or {}, source), run, cancelled=cancelled, progress=progress)
         trainer.checkpoint_config = config  # what last.pt holds; the loop keeps config.toml in step with it
         try:
             trainer.load_state_dict(payload["state"])

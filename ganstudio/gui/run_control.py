@@ -211,6 +211,7 @@ class RunController(QObject):
         worker.started_run.connect(self._on_started)
         worker.progressed.connect(self._on_progress)
         worker.stepped.connect(self._on_stepped)
+        worker.preparing.connect(self._on_preparing)
         worker.sampled.connect(self._on_sampled)
         worker.warned.connect(self._on_warning)
         worker.checkpointed.connect(self._on_checkpoint)
@@ -240,6 +241,11 @@ class RunController(QObject):
         eta = self.eta.row(self.last_row) if self.eta is not None else None
         self.w.status.show_progress(self.last_row["step"], self.last_row.get("epoch", 0),
                                     self.eta.images_per_s if self.eta else self.last_row.get("images_per_s"), eta)
+
+    @Slot(int, int)
+    def _on_preparing(self, done: int, total: int) -> None:
+        """A folder's cache is being built (once per folder and settings): say how far it is."""
+        self.w.status.showMessage(f"preparing the images: {done:,} of {total:,}" if done < total else "")
 
     @Slot(object)
     def _on_stepped(self, progress) -> None:

@@ -41,6 +41,7 @@ class TrainWorker(QObject):
     started_run = Signal(object)  # RunInfo
     progressed = Signal(object)  # list[dict]: StepStats rows (as in metrics.jsonl), oldest first
     stepped = Signal(object)  # engine Progress: step, epoch, steps/s, images/s (~10 a second)
+    preparing = Signal(int, int)  # images prepared, of how many: a folder's cache being built at the start
     sampled = Signal(object)  # engine Samples: step, uint8 (N, H, W, C), path
     warned = Signal(object)  # engine TrainWarning
     checkpointed = Signal(object)  # engine CheckpointSaved
@@ -89,11 +90,12 @@ class TrainWorker(QObject):
     def _build(self):
         from ganstudio.engine import RunDir, Trainer  # torch loads here, in the worker thread
 
-        if self.config is None:
-            return Trainer.resume(self.run_dir, self.changes, source="form", cancelled=lambda: self.control.stopped)
         # the data's decoding (minutes for a big folder) polls the stop flag, so closing the window
         # during start-up ends this thread within moments instead of after the whole folder
-        return Trainer(self.config, RunDir(self.run_dir), cancelled=lambda: self.control.stopped)
+        start = {"cancelled": lambda: self.control.stopped, "progress": self.preparing.emit}
+        if self.config is None:
+            return Trainer.resume(self.run_dir, self.changes, source="form", **start)
+        return Trainer(self.config, RunDir(self.run_dir), **start)
 
     # --- engine events (called in the worker thread) ---------------------------------------------------
     def _on_event(self, event) -> None:

@@ -135,3 +135,22 @@ def test_worker_forwards_progress_after_the_rows_before_it(qtbot, tiny_config, t
     assert seen == []
     worker._on_event(Progress(step=6, epoch=0, steps_per_s=2.0, images_per_s=32.0))
     assert seen == [("rows", [4]), ("step", 6)]  # never an older row after a newer step count
+
+
+def test_worker_reports_the_preparation_of_a_folder_cache(qtbot, tiny_config, tmp_path):
+    """The studio's status bar can follow a folder's first decode (the cache build) before step 0."""
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(24):
+        Image.fromarray(np.full((40, 30), i * 10, np.uint8)).save(folder / f"{i:02d}.png")
+    config = tiny_config.with_changes({"data.source": "folder", "data.path": str(folder), "data.cache": "on",
+                                       "data.max_images": None, "train.steps": 1})
+    worker = TrainWorker(Control(), tmp_path / "run", config)
+    seen = []
+    worker.preparing.connect(lambda done, total: seen.append((done, total)))
+    with qtbot.waitSignal(worker.finished, timeout=60_000) as finished:
+        worker.run()
+    assert finished.args[0].reason == "steps"
+    assert seen and seen[-1] == (24, 24) and all(total == 24 for _, total in seen)
