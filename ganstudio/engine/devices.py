@@ -22,6 +22,26 @@ def available_devices() -> list[str]:
     return found
 
 
+def describe_devices() -> list[tuple[str, str]]:
+    """``(value, label)`` for each device of ``available_devices``, in its order, for a person choosing
+    one: ``("cpu", "cpu (16 threads)")``, ``("cuda:0", "cuda:0 NVIDIA H200, 139 GiB")``, ``("mps", "mps Apple GPU")``.
+
+    Cost: the first call initialises CUDA where there is a GPU (names and memory need it), a fraction of a
+    second or more; the studio calls it off the GUI thread. Memory is rounded down: never promise more.
+    """
+    described = []
+    for name in available_devices():
+        if name.startswith("cuda:"):
+            index = int(name.partition(":")[2])
+            gib = torch.cuda.get_device_properties(index).total_memory // 2**30
+            described.append((name, f"{name} {torch.cuda.get_device_name(index)}, {gib} GiB"))
+        elif name == "mps":
+            described.append((name, "mps Apple GPU"))
+        else:  # torch's default intra-op threads, which train.threads = 0 keeps
+            described.append((name, f"cpu ({torch.get_num_threads()} threads)"))
+    return described
+
+
 def resolve_device(name: str) -> torch.device:
     """The torch device for a ``train.device`` value; ``auto`` picks CUDA, then MPS, then the CPU.
     ConfigError, naming what this machine has, for a device that is not present."""

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpl
 
 from ganstudio.config import RunConfig
 from ganstudio.families import family_of
-from ganstudio.gui.estimate import TIMED_STEPS, WARMUP_STEPS, EstimateWorker, describe_estimate
+from ganstudio.gui.estimate import (TIMED_STEPS, WARMUP_STEPS, BatchFitWorker, EstimateWorker, describe_batch_fit,
+                                    describe_estimate)
 from ganstudio.gui.threads import start_in_thread, stop_thread
 
 DEBOUNCE_MS = 200
@@ -128,9 +129,11 @@ class _Job:
 
 # --- the widget ------------------------------------------------------------------------------------------
 class ArchitecturePreview(QWidget):
-    """G's and D's layers for the form's config (debounced), and an "Estimate" of training speed."""
+    """G's and D's layers for the form's config (debounced), an "Estimate" of training speed and peak
+    memory, and the "Largest batch" that fits."""
 
-    estimated = Signal(object)  # {"images_per_s": float, "seconds_per_step": float, "device": str}
+    estimated = Signal(object)  # {"images_per_s", "seconds_per_step", "device", "peak_bytes" (or None)}
+    batch_found = Signal(object)  # engine.memory.BatchFit
     updated = Signal()          # the tables (or the message) now show the latest config
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -176,10 +179,16 @@ class ArchitecturePreview(QWidget):
         self._button.setToolTip(f"Time {TIMED_STEPS} training steps of this config on its device "
                                 f"(after {WARMUP_STEPS} warm-up steps)")
         self._button.clicked.connect(self.estimate)
+        self._fit_button = QPushButton("Largest batch", objectName="largest_batch")
+        self._fit_button.setAccessibleName("Find the largest batch that fits")
+        self._fit_button.setToolTip("GPU: try batch sizes until one runs out of memory (a few steps each). "
+                                    "CPU: measure two small batches and extrapolate to the free RAM")
+        self._fit_button.clicked.connect(self.find_largest_batch)
         self._result = QLabel(objectName="estimate_result", wordWrap=True)
         self._result.setAccessibleName("Speed estimate")
         row = QHBoxLayout()
         row.addWidget(self._button)
+        row.addWidget(self._fit_button)
         row.addWidget(self._result, 1)
         layout.addWidget(self._summary)
         layout.addWidget(self._message)
@@ -198,7 +207,7 @@ class ArchitecturePreview(QWidget):
     def set_running(self, running: bool) -> None:
         """No estimate while training: it would share the device and reseed the global RNG."""
         self._running = running
-        self._button.setEnabled(not running and not self._job.running)
+        self._enable_buttons(not running and not self._job.running)
 
     def totals(self) -> dict[str, int]:
         """Parameter counts shown: ``{"generator": n, "discriminator": n}`` (empty before the first update);
@@ -238,10 +247,21 @@ class ArchitecturePreview(QWidget):
         """Time a few training steps of the current config on a background thread."""
         if self._job.running or self._config is None:
             return
-        self._button.setEnabled(False)
+        self._enable_buttons(False)  # one job at a time: two would share the device and the global RNG
         self._result.setText(f"Estimating… ({WARMUP_STEPS} warm-up and {TIMED_STEPS} timed steps)")
         worker = EstimateWorker(self._config)
         worker.done.connect(self._estimate_done)  # queued: emitted from the worker's thread
+        self._job.start(worker)
+
+    @Slot()
+    def find_largest_batch(self) -> None:
+        """Find the largest ``train.batch_size`` that fits the device, on a background thread."""
+        if self._job.running or self._config is None:
+            return
+        self._enable_buttons(False)
+        self._result.setText("Finding the largest batch that fits…")
+        worker = BatchFitWorker(self._config)
+        worker.done.connect(self._fit_done)  # queued: emitted from the worker's thread
         self._job.start(worker)
 
     def shutdown(self) -> None:
@@ -249,7 +269,7 @@ class ArchitecturePreview(QWidget):
         self._timer.stop()
         self._describe.stop()
         self._job.stop()
-        self._button.setEnabled(not self._running)
+        self._enable_buttons(not self._running)
 
     def closeEvent(self, event) -> None:
         self.shutdown()
@@ -277,12 +297,28 @@ class ArchitecturePreview(QWidget):
         if self._job.worker is None or self.sender() is not self._job.worker:
             return  # a job shut down meanwhile (its thread is stopped already)
         self._job.stop()  # returns at once: the worker's run() has finished
-        self._button.setEnabled(not self._running)
+        self._enable_buttons(not self._running)
         if isinstance(result, dict):
             self._result.setText(describe_estimate(result, self._config.train))
             self.estimated.emit(result)
         else:
             self._result.setText(result or "Estimate cancelled")
+
+    @Slot(object)
+    def _fit_done(self, result) -> None:
+        if self._job.worker is None or self.sender() is not self._job.worker:
+            return  # a job shut down meanwhile
+        self._job.stop()
+        self._enable_buttons(not self._running)
+        if isinstance(result, str) or result is None:
+            self._result.setText(result or "Search cancelled")
+        else:
+            self._result.setText(describe_batch_fit(result))
+            self.batch_found.emit(result)
+
+    def _enable_buttons(self, enabled: bool) -> None:
+        self._button.setEnabled(enabled)
+        self._fit_button.setEnabled(enabled)
 
     def _show_problem(self, text: str) -> None:
         self._totals = {}

@@ -2,7 +2,8 @@
 
 A field's widget follows its annotation: Literal -> combo box, bool -> check box, bounded int -> spin
 box, float -> text that accepts "2e-4", ``X | None`` -> text where empty means None, a folder -> text
-plus a "…" button. Every edit re-validates the whole config with ``from_dict``, so the form shows the
+plus a "…" button, ``train.device`` -> an editable list of this machine's devices (once torch is in, they
+are checked against the machine too). Every edit re-validates the whole config with ``from_dict``, so the form shows the
 very errors the CLI would, on the fields their entries name (``ConfigError.entries``).
 
 The form follows the model family (``families.py``): fields that do nothing for it are hidden (a group
@@ -27,7 +28,7 @@ from ganstudio.config import (ConfigError, ConfigProblem, RunConfig, from_dict, 
                               preset_names)
 from ganstudio.families import FAMILIES, Family
 from ganstudio.gui.form_editors import Combo, make_editor, read_value, write_value
-from ganstudio.gui.form_schema import FieldSpec, form_sections
+from ganstudio.gui.form_schema import DEVICE_KEY, FieldSpec, form_sections
 
 DEFAULT_PRESET = "dcgan-fashion"
 LOCKED_TIP = "cannot change while training"
@@ -169,6 +170,10 @@ class ConfigForm(QWidget):
             editor.changed.connect(lambda: self._edited(key, commit=True))
         elif spec.kind == "spin":
             editor.valueChanged.connect(lambda _v: self._edited(key, commit=True))
+        elif spec.kind == "device":
+            editor.currentTextChanged.connect(lambda _t: self._edited(key, commit=False))  # typed or chosen
+            editor.lineEdit().editingFinished.connect(lambda: self._commit(key))
+            editor.listed.connect(self._devices_listed)
         else:
             # validate on every keystroke, but send a live value only once the text is finished:
             # typing "1e-3" passes through "1", which must never reach the trainer
@@ -317,6 +322,13 @@ class ConfigForm(QWidget):
         return data
 
     def _validate(self) -> RunConfig:
+        config = self._validate_fields()
+        problem = self._device_problem(config.train.device)
+        if problem is not None:
+            raise ConfigError.invalid([problem])
+        return config
+
+    def _validate_fields(self) -> RunConfig:
         try:
             return from_dict(self._gather(), source="form")
         except ConfigError:
@@ -325,6 +337,18 @@ class ConfigForm(QWidget):
                 raise
             # a hidden field the person cannot see must not block the config (see the module docstring)
             return from_dict(self._gather(defaults_for=hidden), source="form")
+
+    def _device_problem(self, device: str) -> ConfigProblem | None:
+        """What this machine lacks for ``device`` (DeviceCombo.missing); its message names field and value."""
+        missing = self._editors[DEVICE_KEY].missing(device) if DEVICE_KEY in self._editors else None
+        return ConfigProblem(DEVICE_KEY, device, missing, "form", fields=(DEVICE_KEY,)) if missing else None
+
+    @Slot()
+    def _devices_listed(self) -> None:
+        """A device loaded from a config before the machine was known may be missing here: say so now
+        (only then: revalidating re-emits config_changed, which the preview answers with work)."""
+        if self._config is None or self._device_problem(self._config.train.device) is not None:
+            self._revalidate()
 
     def _revalidate(self) -> None:
         try:

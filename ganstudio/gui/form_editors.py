@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
+from concurrent.futures import Future
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QSpinBox, QWidget
 
+from ganstudio.gui import threads
 from ganstudio.gui.form_schema import FieldSpec
+
+log = logging.getLogger(__name__)
 
 
 class Combo(QComboBox):
@@ -43,6 +50,119 @@ class Combo(QComboBox):
 
     def wheelEvent(self, event) -> None:
         super().wheelEvent(event) if self.hasFocus() else event.ignore()
+
+
+class DeviceCombo(QComboBox):
+    """``train.device``: an editable combo box whose items are labelled ("cuda:0 NVIDIA H200, 139 GiB") and
+    whose value is the plain name ("cuda:0"); a name typed by hand is the value as typed, for the config
+    to validate. ``always`` ("auto", "cpu") is listed at once; the machine's devices once torch is in.
+
+    It never imports torch (the window must paint before torch loads): a timer reads
+    ``threads.torch_loaded()`` and, once true, the devices are described on a plain background thread,
+    because naming a GPU initialises CUDA, a GUI stall of up to seconds.
+    """
+
+    listed = Signal()  # the machine's devices are in the list; is_listed() from now on
+    POLL_MS = 100      # a flag read per tick, nothing more
+
+    def __init__(self, always: tuple[str, ...]) -> None:
+        super().__init__()
+        self._always = always
+        self._described: Future | None = None
+        self._listed = False
+        self.setEditable(True)
+        self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)  # Enter must not turn typed text into an item
+        for name in always:
+            self.addItem(name, name)
+        self._poll = QTimer(self, interval=self.POLL_MS)
+        self._poll.timeout.connect(self._look)
+        self._poll.start()
+
+    def is_listed(self) -> bool:
+        """True once the machine's devices are in the list (so torch is loaded)."""
+        return self._listed
+
+    def missing(self, device: str) -> str | None:
+        """resolve_device's message when this machine lacks ``device``; None also while the machine's
+        devices are not listed yet (until torch is in, the config's check of the name is all there is)."""
+        if not self._listed:
+            return None
+        from ganstudio.config import ConfigError
+        from ganstudio.engine.devices import resolve_device  # torch is loaded by now: no import cost
+
+        try:
+            resolve_device(device)
+        except ConfigError as err:
+            return str(err)
+        return None
+
+    def value(self) -> str:
+        text = self.currentText().strip()
+        index = self.findText(text)  # exact and case-sensitive: "CUDA" goes to the config, which refuses it
+        return self.itemData(index) if index >= 0 else text
+
+    def set_value(self, value: str) -> None:
+        """Select ``value``'s item, or show ``value`` as typed text where this machine has no such device."""
+        index = self.findData(value)
+        self.setCurrentIndex(index)
+        self.setEditText(self.itemText(index) if index >= 0 else str(value))  # typed text may hide the item
+
+    def _look(self) -> None:
+        if self._described is None:
+            if not threads.torch_loaded():
+                return
+            if "torch" not in sys.modules:  # the preload failed; Start imports torch again and says why
+                self._poll.stop()
+                return
+            self._described = _in_background(_describe_devices)
+        elif self._described.done():
+            self._poll.stop()
+            try:
+                devices = self._described.result()
+            except Exception as err:  # noqa: BLE001 - a broken driver: auto and cpu still work, Start reports it
+                log.warning("could not list this machine's devices: %s", err)
+                return
+            self._list(devices)
+
+    def _list(self, devices: list[tuple[str, str]]) -> None:
+        value = self.value()
+        self.blockSignals(True)  # the value stays the same: nothing to report
+        try:
+            self.clear()
+            described = dict(devices)
+            for name in self._always:
+                if name not in described:
+                    self.addItem(name, name)
+            for name, label in devices:
+                self.addItem(label, name)
+            self.set_value(value)
+        finally:
+            self.blockSignals(False)
+        self._listed = True
+        self.listed.emit()
+
+    def wheelEvent(self, event) -> None:
+        super().wheelEvent(event) if self.hasFocus() else event.ignore()
+
+
+def _describe_devices() -> list[tuple[str, str]]:
+    from ganstudio.engine.devices import describe_devices  # torch is loaded: this imports no torch
+
+    return describe_devices()
+
+
+def _in_background(work) -> Future:
+    """Run ``work`` on a daemon thread (no Qt in it, like threads.preload_torch); its result in the Future."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as err:  # noqa: BLE001 - handed to whoever reads the Future
+            future.set_exception(err)
+
+    threading.Thread(target=run, name="describe-devices", daemon=True).start()
+    return future
 
 
 class _Spin(QSpinBox):
@@ -87,6 +207,10 @@ def make_editor(spec: FieldSpec) -> QWidget:
         editor.set_choices(spec.choices)
         editor.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         editor.setMinimumContentsLength(8)  # long choices must not widen the dock
+    elif spec.kind == "device":
+        editor = DeviceCombo(spec.choices)
+        editor.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        editor.setMinimumContentsLength(8)  # a GPU's long name must not widen the dock
     elif spec.kind == "bool":
         editor = QCheckBox()
     elif spec.kind == "multi":
@@ -100,10 +224,13 @@ def make_editor(spec: FieldSpec) -> QWidget:
         editor = QLineEdit()
         if spec.optional:
             editor.setPlaceholderText("none")
-    if spec.kind in ("choice", "spin"):
+    if spec.kind in ("choice", "spin", "device"):
         editor.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
     editor.setObjectName(spec.key)
     editor.setAccessibleName(spec.title)
+    if spec.kind == "device":  # its text box is an input of its own, for automation and screen readers
+        editor.lineEdit().setObjectName(f"{spec.key}.text")
+        editor.lineEdit().setAccessibleName(spec.title)
     editor.setAccessibleDescription(spec.description)
     editor.setToolTip(spec.tooltip)
     return editor
@@ -111,7 +238,7 @@ def make_editor(spec: FieldSpec) -> QWidget:
 
 def read_value(spec: FieldSpec, editor: QWidget) -> Any:
     """The editor's value; text that does not parse goes to pydantic as is, to be reported there."""
-    if spec.kind == "choice":
+    if spec.kind in ("choice", "device"):
         return editor.value()
     if spec.kind == "bool":
         return editor.isChecked()
@@ -136,6 +263,8 @@ def read_value(spec: FieldSpec, editor: QWidget) -> Any:
 def write_value(spec: FieldSpec, editor: QWidget, value: Any) -> None:
     if spec.kind == "choice":
         editor.setCurrentIndex(editor.choices.index(value) if value in editor.choices else -1)
+    elif spec.kind == "device":
+        editor.set_value(value)
     elif spec.kind == "bool":
         editor.setChecked(bool(value))
     elif spec.kind == "multi":

@@ -12,6 +12,10 @@ from ganstudio.catalog import FIELD_CHOICES
 from ganstudio.config import RunConfig, allowed
 
 _INT32 = (-(2**31), 2**31 - 1)  # QSpinBox holds a C int; wider ranges (a 64-bit seed) get a text box
+# train.device is a string to the config ("cuda:7" is a valid name on any machine), so its annotation alone
+# would make a text box; the form offers this machine's devices instead, and still takes a name typed
+DEVICE_KEY = "train.device"
+DEVICE_ALWAYS = ("auto", "cpu")  # offered at once; the rest of the list needs torch (form_editors.DeviceCombo)
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class FieldSpec:
     key: str                       # dotted, e.g. "optim.lr_g"
     title: str
     description: str
-    kind: str                      # "choice", "multi", "bool", "spin", "int", "float", "path" or "text"
+    kind: str                      # "choice", "multi", "bool", "spin", "int", "float", "path", "device", "text"
     optional: bool                 # ``X | None``: an empty text box means None
     live: bool                     # may change while training
     choices: tuple = ()
@@ -56,6 +60,8 @@ def _spec(key: str, info) -> FieldSpec:
     annotation, optional = _strip_none(info.annotation)
     live = bool((info.json_schema_extra or {}).get("live"))
     common = dict(key=key, title=info.title or key, description=info.description or "", optional=optional, live=live)
+    if key == DEVICE_KEY:
+        return FieldSpec(kind="device", choices=DEVICE_ALWAYS, **common)
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
         return FieldSpec(kind="choice", choices=choices, choice_tips=_tips(key, choices), **common)

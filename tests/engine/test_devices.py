@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from ganstudio.config import ConfigError
-from ganstudio.engine.devices import available_devices, check_precision, resolve_device
+from ganstudio.engine.devices import available_devices, check_precision, describe_devices, resolve_device
 
 
 def _machine(monkeypatch, cuda: int = 0, mps: bool = False, bf16: bool = True) -> None:
@@ -18,6 +20,9 @@ def _machine(monkeypatch, cuda: int = 0, mps: bool = False, bf16: bool = True) -
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "Tesla T4")
+    # 14.7 GiB, as a T4 reports it: listed as 14 GiB (rounded down, never promising more)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index=None: SimpleNamespace(name="Tesla T4", total_memory=15_828_320_256))
 
 
 @pytest.mark.parametrize("name", ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
@@ -42,6 +47,15 @@ def test_present_devices_resolve(monkeypatch):
     assert resolve_device("cuda:1") == torch.device("cuda:1")
     assert resolve_device("cpu") == torch.device("cpu")
     assert available_devices() == ["cpu", "cuda:0", "cuda:1"]
+
+
+def test_devices_are_described_for_a_person_choosing_one(monkeypatch):
+    _machine(monkeypatch, cuda=2, mps=True)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
+    assert describe_devices() == [("cpu", "cpu (16 threads)"), ("cuda:0", "cuda:0 Tesla T4, 14 GiB"),
+                                  ("cuda:1", "cuda:1 Tesla T4, 14 GiB"), ("mps", "mps Apple GPU")]
+    _machine(monkeypatch, cuda=0, mps=False)
+    assert describe_devices() == [("cpu", "cpu (16 threads)")]
 
 
 @pytest.mark.parametrize("cuda, mps, name, says", [

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QTreeWidget
 from ganstudio.config import RunConfig, load_preset
 from ganstudio.gui import threads
 from ganstudio.gui.arch_preview import ArchitecturePreview
-from ganstudio.gui.estimate import describe_estimate, format_duration
+from ganstudio.gui.estimate import describe_batch_fit, describe_estimate, format_duration
 
 
 @pytest.fixture
@@ -92,10 +92,11 @@ def test_estimate_reports_speed_and_stops_its_thread(qtbot, preview, tiny):
         assert not button.isEnabled() and preview.is_estimating()
     result = blocker.args[0]
     assert result["images_per_s"] > 0 and result["seconds_per_step"] > 0 and result["device"] == "cpu"
+    assert result["peak_bytes"] > 0  # torch's tensors during one more step, as the profiler saw them
     assert not preview.is_estimating() and button.isEnabled()
     assert not [t for t in threads.live_threads() if t.isRunning()]
     text = preview.findChild(type(preview._result), "estimate_result").text()
-    assert text.startswith("≈ ") and "img/s on cpu; 10,000 steps ≈ " in text
+    assert text.startswith("≈ ") and " img/s, peak " in text and "iB on cpu; 10,000 steps ≈ " in text
 
 
 def test_estimate_error_is_shown_not_raised(qtbot, preview, tiny):
@@ -131,9 +132,9 @@ def test_destroying_the_widget_mid_estimate_stops_the_thread(qtbot, tiny):
 def test_no_estimate_while_training(preview, tiny):
     preview.set_config(tiny)
     preview.set_running(True)
-    assert not preview._button.isEnabled()
+    assert not preview._button.isEnabled() and not preview._fit_button.isEnabled()
     preview.set_running(False)
-    assert preview._button.isEnabled()
+    assert preview._button.isEnabled() and preview._fit_button.isEnabled()
 
 
 def test_estimate_text():
@@ -144,6 +145,44 @@ def test_estimate_text():
     assert "no step budget set" in describe_estimate(result, train)
     assert "the 1 h budget ≈ 50,000 steps" in describe_estimate(result, train.model_copy(update={"max_time": 3600}))
     assert [format_duration(s) for s in (5, 120, 5400, 3 * 86400)] == ["5 s", "2 min", "1 h 30 min", "3.0 days"]
+    with_peak = dict(result, peak_bytes=int(1.2 * 1024 ** 3))
+    assert describe_estimate(with_peak, train.model_copy(update={"steps": 10_000})) == \
+        "≈ 1,234 img/s, peak 1.2 GiB on cuda:0; 10,000 steps ≈ 12 min"
+    assert describe_estimate(dict(result, peak_bytes=None), train).startswith("≈ 1,234 img/s on cuda:0; ")
+
+
+def test_batch_fit_text():
+    from ganstudio.engine.memory import BatchFit
+
+    tried = BatchFit(1024, "cuda:0", "bisection", [(512, 2 ** 30), (1024, 2 ** 31)], note="tried on the device")
+    assert describe_batch_fit(tried) == "Largest batch that fits: 1,024 on cuda:0 (tried on the device)"
+    guessed = BatchFit(4123, "cpu", "extrapolation", [(4, 1), (8, 2)], 2 ** 34, note="extrapolated from …")
+    assert describe_batch_fit(guessed) == "Largest batch that fits: ≈ 4,123 on cpu (extrapolated from …)"
+    none = BatchFit(None, "cuda:0", "bisection", note="not even a batch of 1 fits")
+    assert describe_batch_fit(none) == "No batch size found on cuda:0: not even a batch of 1 fits"
+
+
+def test_largest_batch_button_extrapolates_on_the_cpu_and_stops_its_thread(qtbot, preview, tiny):
+    preview.set_config(tiny)
+    button = preview.findChild(type(preview._button), "largest_batch")
+    with qtbot.waitSignal(preview.batch_found, timeout=60_000) as blocker:
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert preview.is_estimating() and not button.isEnabled() and not preview._button.isEnabled()
+    fit = blocker.args[0]
+    assert fit.method == "extrapolation" and fit.device == "cpu" and [b for b, _ in fit.tried[:2]] == [4, 8]
+    assert len(fit.points) == 2 and 2 <= fit.batch_size <= 128  # the tiny data's 128 images bound it
+    assert not preview.is_estimating() and button.isEnabled() and preview._button.isEnabled()
+    assert not [t for t in threads.live_threads() if t.isRunning()]
+    text = preview.findChild(type(preview._result), "estimate_result").text()
+    assert text.startswith("Largest batch that fits: ≈ ") and "on cpu (extrapolated from " in text and "free RAM" in text
+
+
+def test_largest_batch_error_is_shown_not_raised(qtbot, preview, tiny):
+    preview.set_config(tiny.updated("data.max_images", 2))  # fewer images than the first measured batch
+    preview.find_largest_batch()
+    qtbot.waitUntil(lambda: not preview.is_estimating(), timeout=60_000)
+    assert preview._result.text().startswith("Cannot find the largest batch: train.batch_size = 4")
+    assert preview._fit_button.isEnabled()
 
 
 def test_screenshot(qtbot, preview, artifacts_dir):
@@ -151,7 +190,7 @@ def test_screenshot(qtbot, preview, artifacts_dir):
     preview.resize(560, 640)
     preview.show()
     qtbot.waitExposed(preview)
-    preview._result.setText("≈ 1,261 img/s on cpu; 10,000 steps ≈ 8 min")  # what an estimate shows
+    preview._result.setText("≈ 1,261 img/s, peak 41 MiB on cpu; 10,000 steps ≈ 8 min")  # what an estimate shows
     preview.grab().save(str(artifacts_dir / "arch_preview.png"))
     assert (artifacts_dir / "arch_preview.png").stat().st_size > 0
 

@@ -337,3 +337,112 @@ def test_screenshot_vae(qtbot, form, artifacts_dir):
     qtbot.waitExposed(form)
     form.grab().save(str(artifacts_dir / "config_form_vae.png"))
     assert (artifacts_dir / "config_form_vae.png").stat().st_size > 0
+
+
+# --- the device field -----------------------------------------------------------------------------
+H200_BYTES = 150_012_116_992  # what torch reports for an H200: 139.7 GiB, listed as 139 (rounded down)
+
+
+def simulate_machine(monkeypatch, cuda: int = 0, mps: bool = False) -> None:
+    """Torch has loaded (as after the window's preload) on a machine with ``cuda`` H200s and, or not, MPS."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from ganstudio.gui import threads
+
+    monkeypatch.setattr(threads, "torch_loaded", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index=None: SimpleNamespace(name="NVIDIA H200", total_memory=H200_BYTES))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
+
+
+def listed_form(qtbot, config: RunConfig | None = None) -> ConfigForm:
+    """A form whose device box has listed the (simulated) machine's devices."""
+    form = ConfigForm(config)
+    qtbot.addWidget(form)
+    with qtbot.waitSignal(form.widget_for("train.device").listed, timeout=10_000):
+        pass  # the box's timer sees torch loaded, then the devices are described off the GUI thread
+    return form
+
+
+def device_items(form: ConfigForm) -> list[tuple[str, str]]:
+    combo = form.widget_for("train.device")
+    return [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
+
+
+def test_device_box_offers_auto_and_cpu_before_torch_has_loaded(qtbot, monkeypatch):
+    from ganstudio.gui import threads
+
+    monkeypatch.setattr(threads, "torch_loaded", lambda: False)
+    form = ConfigForm()
+    qtbot.addWidget(form)
+    combo = form.widget_for("train.device")
+    assert isinstance(combo, QComboBox) and combo.isEditable()
+    assert device_items(form) == [("auto", "auto"), ("cpu", "cpu")] and not combo.is_listed()
+    type_into(qtbot, combo.lineEdit(), "cuda:3")  # no machine to check against yet: the name is valid
+    assert form.config().train.device == "cuda:3" and not is_marked(form, "train.device")
+    choose(combo, "cpu")
+    assert form.config().train.device == "cpu"
+
+
+def test_device_box_lists_this_machines_gpus_by_name_and_memory(qtbot, monkeypatch):
+    simulate_machine(monkeypatch, cuda=1)
+    form = listed_form(qtbot)
+    assert device_items(form) == [("auto", "auto"), ("cpu (16 threads)", "cpu"),
+                                  ("cuda:0 NVIDIA H200, 139 GiB", "cuda:0")]
+    combo = form.widget_for("train.device")
+    with qtbot.waitSignal(form.config_changed, timeout=1000) as blocker:
+        choose(combo, "cuda:0 NVIDIA H200, 139 GiB")
+    assert blocker.args[0].train.device == "cuda:0"  # the plain value, never the label
+    assert form.config().train.device == "cuda:0" and not is_marked(form, "train.device")
+    form.set_config(form.config().updated("train.device", "cpu"))
+    assert combo.currentText() == "cpu (16 threads)" and form.config().train.device == "cpu"
+
+
+def test_device_box_on_a_plain_cpu_machine_lists_auto_and_cpu_only(qtbot, monkeypatch):
+    simulate_machine(monkeypatch, cuda=0, mps=False)
+    form = listed_form(qtbot)
+    assert device_items(form) == [("auto", "auto"), ("cpu (16 threads)", "cpu")]
+    assert form.config().train.device == load_preset("dcgan-fashion").train.device
+
+
+def test_device_box_lists_an_apple_gpu(qtbot, monkeypatch):
+    simulate_machine(monkeypatch, cuda=0, mps=True)
+    form = listed_form(qtbot)
+    assert device_items(form)[-1] == ("mps Apple GPU", "mps")
+    choose(form.widget_for("train.device"), "mps Apple GPU")
+    assert form.config().train.device == "mps"
+
+
+def test_a_device_typed_by_hand_is_validated_against_the_machine(qtbot, monkeypatch):
+    simulate_machine(monkeypatch, cuda=1)
+    form = listed_form(qtbot)
+    editor = form.widget_for("train.device").lineEdit()
+    type_into(qtbot, editor, "cuda:7")
+    assert form.config() is None and is_marked(form, "train.device")
+    error = form.findChild(QWidget, "train.device.error").text()
+    assert "no CUDA device 7 (this machine has cpu, cuda:0)" in error and "train.device" in form.error_text()
+    type_into(qtbot, editor, "gpu")  # not a device name at all: the config's own message
+    assert is_marked(form, "train.device") and "auto, cpu, cuda, cuda:N" in form.error_text()
+    type_into(qtbot, editor, "cuda:0")  # the plain name typed is as good as choosing the item
+    assert form.config().train.device == "cuda:0" and not is_marked(form, "train.device")
+
+
+def test_a_saved_device_this_machine_lacks_shows_and_is_marked_once_the_devices_are_known(qtbot, monkeypatch):
+    simulate_machine(monkeypatch, cuda=1)
+    saved = load_preset("dcgan-fashion", ["train.device=cuda:1"])
+    form = ConfigForm(saved)
+    qtbot.addWidget(form)
+    combo = form.widget_for("train.device")
+    assert combo.currentText() == "cuda:1" and form.config() == saved  # before the machine is known
+    with qtbot.waitSignal(form.validity_changed, timeout=10_000) as blocker:
+        pass  # the devices get listed, and the form revalidates
+    assert blocker.args[0] is False and "no CUDA device 1" in blocker.args[1]
+    assert combo.currentText() == "cuda:1" and is_marked(form, "train.device") and form.config() is None
+    choose(combo, "cuda:0 NVIDIA H200, 139 GiB")
+    assert form.config() == saved.updated("train.device", "cuda:0")
