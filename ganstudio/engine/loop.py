@@ -24,7 +24,7 @@ from ganstudio.config import ConfigError, identity_differences
 from ganstudio.engine.checkpoint import CheckpointError
 from ganstudio.engine.control import Abort, Control
 from ganstudio.engine.diagnostics import Diagnostics
-from ganstudio.engine.errors import TrainingError
+from ganstudio.engine.errors import TrainingError, explain
 from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Event, Progress, RunFinished, Samples,
                                      TrainWarning)
 from ganstudio.engine.lock import RunLock
@@ -122,7 +122,7 @@ class TrainingLoop:
                     continue
                 self._one_step(action)
         except Exception as err:  # noqa: BLE001 - reported to the caller below, then re-raised
-            reason, error = "error", _explain(err, t)
+            reason, error = "error", explain(err, t)
             raise TrainingError(error) from err
         except BaseException as err:  # KeyboardInterrupt, the CLI's Abort (a second interrupt)
             reason = "interrupted" if self.consistent and not isinstance(err, Abort) else "aborted"
@@ -407,29 +407,3 @@ class _Pace:
 
     def __init__(self, mark: float) -> None:
         self.mark, self.steps, self.images = mark, 0, 0
-
-
-def _explain(err: Exception, t: Trainer) -> str:
-    if isinstance(err, torch.OutOfMemoryError):
-        return _out_of_memory(t)
-    if isinstance(err, TrainingError | CheckpointError | ConfigError):
-        return str(err)
-    return f"{type(err).__name__}: {err}"
-
-
-def _out_of_memory(t: Trainer) -> str:
-    """Which batch size to try, and how to go on. Nothing of the failed step is saved (the loop writes only
-    from a consistent state), so checkpoints/last.pt is the last good point. Half the batch is a guess
-    that fits unless memory is nearly all weights and optimizer state; the studio's Estimate measures."""
-    size = t.config.train.batch_size
-    head = f"out of memory on {t.device} at train.batch_size = {size} (step {t.global_step})"
-    if size == 1:
-        return f"{head}: lower data.image_size or the model widths (model.g_width, model.d_width)"
-    smaller = size // 2
-    run = t.run_dir
-    if run is not None and run.last_checkpoint.is_file():
-        # a checkpoint's data order is tied to its batch size: the smaller batch means a new run
-        return (f"{head}: start a new run with train.batch_size = {smaller} (or lower the model widths); "
-                "checkpoints/last.pt is intact, and "
-                f"`ganstudio train --resume {run.path}` continues it at batch size {size} once memory is free")
-    return f"{head}: try train.batch_size = {smaller} (or lower the model widths); no checkpoint was written yet"
