@@ -85,8 +85,12 @@ class SignalStop:
             _say(f"\nganstudio: {name} again: aborting without saving; the last checkpoint is intact\n")
             os._exit(128 + signum)  # the training thread may be mid-step: nothing of it may be written
         self.signal_name = name
-        _say(f"\nganstudio: {name}: stopping training, saving a checkpoint and closing (again to abort "
-             "without saving)\n")
+        run = getattr(self.window, "run", None)
+        if run is not None and run.busy:
+            _say(f"\nganstudio: {name}: stopping training, saving a checkpoint and closing (again to abort "
+                 "without saving)\n")
+        else:
+            _say(f"\nganstudio: {name}: closing\n")
         QTimer.singleShot(0, self.window.close)  # from the event loop, not from inside whatever code was running
 
 
