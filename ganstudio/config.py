@@ -129,6 +129,9 @@ class ModelConfig(Section):
         "projection", "D conditioning",
         "How a cgan's D sees the label: projection = inner product of a class embedding with D's features "
         "(Miyato & Koyama 2018); concat = the embedding joined to D's input")
+    attention: int = _field(
+        0, "Self-attention at", "resnet: side in pixels where G and D get a self-attention layer (SAGAN, "
+        "Zhang et al. 2019), e.g. 32 at 64 px; 0 = none. It costs (side²)² memory per image", ge=0, le=512)
 
 
 class LossConfig(Section):

@@ -122,6 +122,33 @@ class Mismatch:
     message: str
 
 
+def attention_sides(image_size: int) -> list[int]:
+    """Sides where a resnet G and D both pass a block boundary, so self-attention can sit there: the
+    sizes strictly between the start (7 px for 28 px images, else 4) and the image size."""
+    s0 = 7 if image_size % 7 == 0 else 4
+    sides, side = [], 2 * s0
+    while side < image_size:
+        sides.append(side)
+        side *= 2
+    return sides
+
+
+def _attention_problem(config, bodies: dict[str, str]) -> Mismatch | None:
+    side = config.model.attention
+    if not side:
+        return None
+    if "resnet" not in bodies.values():
+        return Mismatch(("model.attention", "model.arch"),
+                        f"model.attention = {side} needs a resnet body (model.arch or model.d_arch = 'resnet'); "
+                        "set it to 0")
+    allowed = attention_sides(config.data.image_size)
+    if side not in allowed:
+        return Mismatch(("model.attention", "data.image_size"),
+                        f"model.attention = {side} is not a side the networks pass at data.image_size = "
+                        f"{config.data.image_size}; use 0 or one of {', '.join(map(str, allowed)) or 'none'}")
+    return None
+
+
 def check_config(config) -> Mismatch | None:
     """The first reason ``config`` cannot train, phrased for its author; None when it can."""
     family = family_of(config)
@@ -148,6 +175,9 @@ def check_config(config) -> Mismatch | None:
         return Mismatch((mlp, "data.image_size"),
                         f"{mlp} = 'mlp' is too large at data.image_size = {config.data.image_size}: an MLP "
                         f"takes images up to {MLP_MAX_SIZE} px; use 'dcgan' or 'resnet', or a smaller size")
+    attention = _attention_problem(config, bodies)
+    if attention:
+        return attention
     o = config.optim
     if o.schedule in ("linear", "cosine") and o.schedule_steps is None and config.train.steps is None:
         return Mismatch(("optim.schedule", "optim.schedule_steps", "train.steps"),

@@ -354,7 +354,11 @@ class TrainingPlots(QWidget):
         return self._data.size
 
     def marker_count(self) -> int:
-        """Marker lines on each panel (events close together share one)."""
+        """Events marked (paused, resumed, a live change …), however many share a line."""
+        return sum(sum(marker.events.values()) for marker in self._markers)
+
+    def marker_line_count(self) -> int:
+        """Marker lines on each panel: events close together share one."""
         return len(self._markers)
 
     def marker_labels(self) -> list[str]:

@@ -23,8 +23,9 @@ Weights get the DCGAN init (N(0, 0.02)) like every body here, from ``build_model
 SNGAN orthogonal init, which has not been compared here. Under spectral norm only D's biases and BN feel
 the difference, since SN divides each weight by its own scale.
 
-Self-attention (SAGAN, Zhang et al. 2019) at one resolution is off by default (``ATTENTION = 0``); pass
-``attention=`` a side in pixels to the constructors to place it after the block that reaches that side.
+Self-attention (SAGAN, Zhang et al. 2019) at one resolution is ``model.attention`` (a side in pixels; 0,
+the default, is none); the constructors' ``attention=`` overrides it. It sits after the block that
+reaches that side.
 It is not a config field yet: at 64-128 px and a CPU's widths it costs about as much as a block.
 """
 
@@ -39,7 +40,6 @@ from ganstudio.config import ModelConfig
 from ganstudio.models.common import d_dropout, d_norm
 from ganstudio.models.dcgan import size_plan
 
-ATTENTION = 0  # side in pixels of the one self-attention layer, in G and in D; 0 = none
 WIDTH_CAP = 16  # most channels, as a multiple of g_width / d_width (BigGAN's ch·16 at 4 x 4)
 
 
@@ -140,9 +140,10 @@ class ResNetGenerator(nn.Module):
     num_classes = 0  # unconditional: ``labels`` is accepted and ignored
 
     def __init__(self, cfg: ModelConfig, image_size: int, channels: int, *, in_features: int | None = None,
-                 attention: int = ATTENTION) -> None:
+                 attention: int | None = None) -> None:
         super().__init__()
         self.z_dim = cfg.z_dim
+        attention = cfg.attention if attention is None else attention
         s0, n = size_plan(image_size)
         ch = widths(cfg.g_width, n)
         layers: list[nn.Module] = [
@@ -172,8 +173,9 @@ class ResNetDiscriminator(nn.Module):
     num_classes = 0  # unconditional: ``labels`` is accepted and ignored
 
     def __init__(self, cfg: ModelConfig, image_size: int, channels: int, *, out_features: int = 1,
-                 attention: int = ATTENTION) -> None:
+                 attention: int | None = None) -> None:
         super().__init__()
+        attention = cfg.attention if attention is None else attention
         s0, n = size_plan(image_size)
         ch = widths(cfg.d_width, n)[::-1]  # D's widths: ndf at full size, doubling as the side halves
         block = dict(norm=cfg.d_norm, dropout=cfg.d_dropout)

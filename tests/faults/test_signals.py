@@ -90,6 +90,7 @@ def _image_folder(folder: Path, n: int) -> None:
 
 
 # --- a second signal: abort without writing -----------------------------------------------------------------
+SLOW_STEPS = ["--set", "model.g_width=64", "--set", "model.d_width=64", "--set", "train.batch_size=128"]  # ~0.2 s
 WIDE = ["--set", "model.g_width=32", "--set", "model.d_width=32", "--set", "train.batch_size=64"]  # ~50 ms steps
 
 
@@ -100,10 +101,12 @@ def test_two_quick_interrupts_keep_the_last_good_checkpoint(train, tmp_path):
     for tensor, to a clean run stopped at its step (not one labelled step N holding part of N+1)."""
     run = tmp_path / "run"
     every = ["--set", "train.checkpoint_every=4", "--set", "train.sample_every=1000"]
-    job = train(*TINY, *WIDE, *every, "--run-dir", str(run))
+    job = train(*TINY, *SLOW_STEPS, *every, "--run-dir", str(run))
     job.wait_until(lambda: len(logged_steps(run)) >= 6, "six logged steps")
     job.signal(signal.SIGINT)
-    time.sleep(0.005)
+    # the second as soon as the first has been handled: inside the step it interrupted (~0.2 s long, so
+    # a busy test machine cannot let the step, the save and the exit all finish in between)
+    job.wait_until(lambda: "stopping after this step" in job.stderr(), "the first signal handled", interval=0.001)
     job.signal(signal.SIGINT)
     assert job.finish() == 130, job.stderr()
     err = job.stderr()
@@ -115,7 +118,7 @@ def test_two_quick_interrupts_keep_the_last_good_checkpoint(train, tmp_path):
     assert not list((run / "checkpoints").glob(".*.tmp"))
 
     clean_run = tmp_path / "clean"
-    clean = train(*TINY, *WIDE, *every, "--steps", str(kept["step"]), "--run-dir", str(clean_run))
+    clean = train(*TINY, *SLOW_STEPS, *every, "--steps", str(kept["step"]), "--run-dir", str(clean_run))
     assert clean.finish() == 0, clean.stderr()
     reference = tensors(checkpoint.load(clean_run / "checkpoints" / "last.pt")["state"])
     mine = tensors(kept["state"])

@@ -291,7 +291,8 @@ def test_markers_close_together_share_one_line_with_counted_events(qtbot, plots)
     for i in range(100):
         plots.add_marker(500 + i % 3, "paused")
         plots.add_marker(500 + i % 3, "resumed")
-    assert plots.marker_count() == 1 and plots.marker_labels() == ["paused ×100, resumed ×100"]
+    assert plots.marker_line_count() == 1 and plots.marker_count() == 200
+    assert plots.marker_labels() == ["paused ×100, resumed ×100"]
     for panel in plots.panels:
         lines = [item for item in panel.items if type(item).__name__ == "InfiniteLine"]
         assert len(lines) == 1 and lines[0].label.format == "paused ×100, resumed ×100"
