@@ -22,6 +22,14 @@ def _no_dangling_threads(qapp):
 
     running += [t for t in threads.live_threads() if t.isRunning()]
     assert not running, f"test left {len(running)} QThread(s) running"
+    # Collect this test's cyclic garbage here, on the GUI thread. Left for later, a window's QObjects
+    # can be collected by the cyclic GC inside the next test's training thread, and PySide then deletes
+    # them across threads: the worker waits for the GIL inside ~QObject while the GUI thread waits for
+    # that QObject's mutex (a deadlock seen in the full suite).
+    import gc
+
+    gc.collect()
+    qapp.processEvents()
 
 
 @pytest.fixture
