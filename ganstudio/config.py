@@ -366,7 +366,8 @@ def is_live(key: str) -> bool:
 # Beside the live fields, these may differ between a checkpoint and its run folder's config.toml, or change
 # when a run is continued: the budgets, and where and how fast it runs (not what it computes).
 RESUME_OVERRIDABLE = ("train.steps", "train.max_time")
-_PLACEMENT = ("train.device", "train.compile", "train.threads", "train.tensorboard", "data.workers", "data.memory_limit_mb")
+_PLACEMENT = ("train.device", "train.compile", "train.threads", "train.tensorboard", "data.workers",
+              "data.memory_limit_mb")
 
 
 def may_differ_within_run(key: str) -> bool:
