@@ -1,13 +1,14 @@
 """The GPU check, one command: every preset trained a few hundred steps, in each precision, compiled and not.
 
     python benchmarks/gpu_check.py [--device cuda] [--steps 300] [--presets a,b] [--precisions fp32,bf16,fp16]
-                                   [--compile both|on|off] [--markdown FILE]
+                                   [--compile both|on|off|graphs] [--markdown FILE]
 
-For each preset × precision × compile it runs ``Trainer.run`` (the loop the CLI and the studio drive) and
-reports images/s (the median of the logged intervals after the first, so start-up and compilation are
-left out), peak device memory, and whether every logged figure stayed finite. Per preset it also checks
-that a run stopped halfway and resumed from its checkpoint ends bit-identical to one trained straight
-through (fp32, eager, deterministic algorithms). A pytorch/examples-style DCGAN loop on the same device
+For each preset × precision × compile (off, on, and on with CUDA graphs for the presets up to 64 px) it
+runs ``Trainer.run`` (the loop the CLI and the studio drive) and reports images/s (the median of the
+logged intervals after the first, so start-up and compilation are left out), peak device memory, and
+whether every logged figure stayed finite. Per preset it also checks that a run stopped halfway and
+resumed from its checkpoint ends bit-identical to one trained straight through (fp32, eager,
+deterministic algorithms). A pytorch/examples-style DCGAN loop on the same device
 (``throughput.bare_loop``) is the reference images/s. Presets that train on a folder get a generated
 folder of random colour images. A failing row is reported as an error in the table, and the check goes
 on: the table is what to fix. ``--markdown FILE`` writes the table for the README.
@@ -136,13 +137,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--presets", help="comma-separated (default: every preset)")
     parser.add_argument("--precisions", default="fp32,bf16,fp16")
-    parser.add_argument("--compile", default="both", choices=["both", "on", "off"])
+    parser.add_argument("--compile", default="both", choices=["both", "on", "off", "graphs"],
+                        help="both = off, on and (CUDA, ≤ 64 px) on with CUDA graphs")
     parser.add_argument("--markdown", type=Path, help="also write the table here, as Markdown")
     parser.add_argument("--tiny", action="store_true", help="tiny networks: a smoke test of this script")
     args = parser.parse_args(argv)
 
     names = args.presets.split(",") if args.presets else preset_names()
-    compiles = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
+    # "graphs": compiled with CUDA graphs (train.cuda_graphs), for the small models (≤ 64 px) whose steps
+    # are launch-bound on a fast GPU; a CUDA device only (elsewhere it is plain compile)
+    cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    compiles = {"both": ["off", "on", "graphs"], "on": ["on", "graphs"], "off": ["off"],
+                "graphs": ["graphs"]}[args.compile]
+    compiles = [c for c in compiles if c != "graphs" or cuda]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -152,11 +159,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             folder = folders.get(size) or folders.setdefault(size, make_folder(root, 64 if args.tiny else 512, size))
             for precision in args.precisions.split(","):
                 for compiled in compiles:
-                    row = {"name": name, "precision": precision, "compile": "on" if compiled else "off"}
+                    if compiled == "graphs" and size > 64:
+                        continue
+                    row = {"name": name, "precision": precision, "compile": compiled}
                     try:
-                        config = preset_config(name, args, folder, precision=precision, compile=compiled)
+                        config = preset_config(name, args, folder, precision=precision, compile=compiled != "off",
+                                               cuda_graphs=compiled == "graphs")
                         row.update(train_row(config, args.steps))
-                        if precision == "fp32" and not compiled:
+                        if precision == "fp32" and compiled == "off":
                             row["resume"] = resumes_exactly(config, min(args.steps, 40), root / name)
                     except Exception as err:  # noqa: BLE001 - a failing row is a finding, not the end of the check
                         row["error"] = f"{type(err).__name__}: {err}".replace("\n", " ")

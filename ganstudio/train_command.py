@@ -63,7 +63,7 @@ def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
             trainer = Trainer.resume(args.resume, changes, cancelled=lambda: control.stopped)
         else:  # the data's decoding (minutes for a big folder) stops at the first signal
             trainer = Trainer(config, run_dir, cancelled=lambda: control.stopped)
-        for warning in trainer.batches.warnings:
+        for warning in (*trainer.batches.warnings, *trainer.warnings):
             print(f"warning: {warning}", file=sys.stderr)
         interrupts.started(trainer.run_dir.last_checkpoint, trainer.global_step if args.resume else None)
         progress = _Progress(trainer, enabled=not args.quiet)

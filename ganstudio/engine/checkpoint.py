@@ -86,6 +86,7 @@ _STATE_TENSORS = ("fixed_noise", "noise_rng", "penalty_rng", "augment_rng")
 _STATE_DICTS = ("opt_g", "opt_d", "data", "rng")
 _STATE_NUMBERS = ("elapsed", "best_score")
 _STATE_INTS = ("step", "evals_since_best")
+_STATE_NAMES = ("rng_device",)
 
 
 def _check_types(path: Path, payload: dict) -> None:
@@ -117,6 +118,9 @@ def _check_types(path: Path, payload: dict) -> None:
     for key in _STATE_INTS:
         if key in state and not _is_int(state[key]):
             raise wrong(f"state.{key}", state[key], "a whole number")
+    for key in _STATE_NAMES:
+        if key in state and not isinstance(state[key], str):
+            raise wrong(f"state.{key}", state[key], "a name")
     if "step" in state and state["step"] != payload["step"]:
         raise CheckpointError(f"{path} is damaged: it says step {payload['step']} but its state is at step "
                               f"{state['step']}; use another checkpoint")
@@ -178,4 +182,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # one state per GPU of the machine that saved it; a run continued on fewer GPUs (saved on two,
+        # resumed on one) restores the GPUs both machines have (set_rng_state_all would fail on the rest)
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu(), index)

@@ -95,17 +95,29 @@ def all_skipped(means: dict[str, float]) -> bool:
 
 
 # --- torch.compile ---------------------------------------------------------------------------------------
-def compile_modules(*modules: nn.Module) -> str | None:
+def compile_modules(*modules: nn.Module, cuda_graphs: bool = False) -> str | None:
     """Compile each module's forward in place (``nn.Module.compile``: the state_dict keeps its plain keys,
     with no ``_orig_mod.`` prefix, so checkpoints load into an uncompiled module). None on success, else
-    why it failed (the modules are then left uncompiled)."""
+    why it failed (the modules are then left uncompiled).
+
+    ``cuda_graphs``: torch.compile's "reduce-overhead" mode, which records each compiled forward and
+    backward as a CUDA graph and replays it: one launch instead of one per kernel. Each training step then
+    starts with ``mark_step``. A replay reuses its output memory, so whatever keeps an output past the
+    next call of the same network must copy it; the sample grids and evaluations turn each batch into
+    uint8 images at once, and the step's figures are reductions (new tensors), never the outputs."""
     try:
         for module in modules:
-            module.compile()
+            module.compile(mode="reduce-overhead" if cuda_graphs else None)
     except Exception as err:  # noqa: BLE001 - any failure means: train eagerly, and say why
         uncompile(*modules)
         return f"{type(err).__name__}: {err}"
     return None
+
+
+def mark_step() -> None:
+    """Tell the CUDA-graph trees that a training step begins, so the graphs of the last one may reuse
+    their memory (their outputs are dead by then)."""
+    torch.compiler.cudagraph_mark_step_begin()
 
 
 def uncompile(*modules: nn.Module) -> None:

@@ -38,15 +38,40 @@ class Rngs:
         return cls(*(torch.Generator(device).manual_seed(seed + offset)
                      for offset in (seeds.NOISE, seeds.PENALTY, seeds.AUGMENT)))
 
-    def state_dict(self) -> dict[str, Tensor]:
+    @classmethod
+    def moved(cls, seed: int, step: int, device: torch.device) -> Rngs:
+        """Fresh streams for a run continued on another kind of device, whose generator states these are
+        not (a CUDA generator keeps a seed and an offset, the CPU's a Mersenne-Twister table): seeded from
+        the seed, the stream and the step, so the continued run is reproducible, though not the run that
+        stayed on the first device."""
+        return cls(*(torch.Generator(device).manual_seed((seed + offset + step * _STEP_STRIDE) % 2**64)
+                     for offset in (seeds.NOISE, seeds.PENALTY, seeds.AUGMENT)))
+
+    @property
+    def device_type(self) -> str:
+        return self.noise.device.type
+
+    def state_dict(self) -> dict[str, Any]:
         return {"noise_rng": self.noise.get_state(), "penalty_rng": self.penalty.get_state(),
-                "augment_rng": self.augment.get_state()}
+                "augment_rng": self.augment.get_state(), "rng_device": self.device_type}
+
+    def fits(self, state: dict[str, Any]) -> bool:
+        """Whether ``state``'s generator states were saved on this kind of device (any CUDA GPU fits
+        any other). Checkpoints older than ``rng_device`` tell by the state's size."""
+        saved = state.get("rng_device")
+        if saved is None:
+            saved = "cpu" if state["noise_rng"].numel() == torch.Generator().get_state().numel() else "?"
+            return saved == self.device_type or (saved == "?" and self.device_type != "cpu")
+        return saved == self.device_type
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.noise.set_state(state["noise_rng"].cpu())
         self.penalty.set_state(state["penalty_rng"].cpu())
         if "augment_rng" in state:  # absent from checkpoints written before DiffAugment existed
             self.augment.set_state(state["augment_rng"].cpu())
+
+
+_STEP_STRIDE = 1_000_003  # > every seeds offset: stream k at step s never meets stream j at step t
 
 
 @dataclass
@@ -63,6 +88,7 @@ class TrainState:
     memory_format: torch.memory_format = torch.contiguous_format
     step: int = 0  # counted (generator) steps so far
     precision: Precision | None = None  # autocast and fp16's scalers; built from the config when None
+    moved_from: str | None = None  # the device type the loaded random streams came from, when not this one
 
     def __post_init__(self) -> None:
         if self.precision is None:
@@ -85,9 +111,14 @@ class TrainState:
         self.d.load_state_dict(state["d"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rngs.load_state_dict(state)
-        self.precision.load_state_dict(state)
         self.step = int(state["step"])
+        self.precision.load_state_dict(state)
+        if self.rngs.fits(state):
+            self.rngs.load_state_dict(state)
+            self.moved_from = None
+        else:
+            self.moved_from = state.get("rng_device", "another device")
+            self.rngs = Rngs.moved(self.config.train.seed, self.step, self.device)
         apply_optim_settings(self)
 
 

@@ -27,7 +27,7 @@ from ganstudio.engine.errors import TrainingError
 from ganstudio.engine.events import RunFinished, StepStats, TrainWarning
 from ganstudio.engine.inference import eval_images, to_uint8
 from ganstudio.engine.loop import TrainingLoop
-from ganstudio.engine.precision import compile_modules, fallback_message, uncompile
+from ganstudio.engine.precision import compile_modules, fallback_message, mark_step, uncompile
 from ganstudio.engine.rundir import RunDir
 from ganstudio.engine.state import apply_optim_settings, build_state, eval_mode, set_learning_rates
 from ganstudio.engine.stats import StatsAccumulator
@@ -75,6 +75,10 @@ class Trainer:
         self.warnings: list[str] = []  # what the Trainer had to do differently (a compile fallback)
         self._emit: Callable | None = None  # while run() goes: passes TrainWarnings to its callbacks
         self._compiling = train.compile  # True until the first compiled step has run (or fell back)
+        self._cuda_graphs = train.compile and train.cuda_graphs and device.type == "cuda"
+        if train.cuda_graphs and device.type != "cuda":
+            self._warn("compile", f"train.cuda_graphs = true works on a CUDA GPU only; compiling without "
+                       f"CUDA graphs on {device}")
 
     # --- the state, by the names callers use --------------------------------------------------------
     @property
@@ -132,6 +136,8 @@ class Trainer:
         """One update; figures stay on the device. Counts as a step unless it is D only."""
         if self.config.optim.schedule != "constant":
             set_learning_rates(self.state)
+        if self._cuda_graphs:
+            mark_step()
         if self._compiling:
             stats = self._first_compiled_step(kind)
         else:
@@ -148,13 +154,14 @@ class Trainer:
         step and it runs eagerly, so the run is exactly the uncompiled one; one warning says why.
         Costs a copy of the state, once."""
         self._compiling = False
-        failed = compile_modules(self.g, self.d)
+        failed = compile_modules(self.g, self.d, cuda_graphs=self._cuda_graphs)
         if failed is None:
             before = self.snapshot()
             try:
                 return self.strategy.train_step(self.state, self.next_batch, kind)
             except Exception as err:  # noqa: BLE001 - retried eagerly below: a real error raises again there
                 uncompile(self.g, self.d)
+                self._cuda_graphs = False
                 self.restore(before)
                 failed = f"{type(err).__name__}: {err}"
         stats = self.strategy.train_step(self.state, self.next_batch, kind)  # a real error raises here, unwarned
@@ -316,6 +323,10 @@ class Trainer:
         self.evals_since_best = int(state.get("evals_since_best", 0))
         checkpoint.set_rng_state(state["rng"])
         self.state.load_state_dict(state)
+        if self.state.moved_from is not None:
+            self._warn("device", f"the run continues on {self.device.type} from a checkpoint saved on "
+                       f"{self.state.moved_from}: the noise streams start afresh from the seed and the step "
+                       "(reproducible, but not the numbers the run would have drawn on its first device)")
 
     def snapshot(self) -> dict[str, Any]:
         """An in-memory copy of the whole state (the NaN guard's last good point)."""

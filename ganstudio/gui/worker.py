@@ -75,7 +75,7 @@ class TrainWorker(QObject):
                     if not self.control.stopped:  # closed or stopped while starting: nothing to train or save
                         self.started_run.emit(RunInfo(self.run_dir, str(trainer.device), trainer.global_step,
                                                       trainer.elapsed, trainer.config,
-                                                      tuple(trainer.batches.warnings)))
+                                                      (*trainer.batches.warnings, *trainer.warnings)))
                         finished = trainer.run(self.control, [self._on_event])
                 finally:
                     trainer.close()

@@ -70,3 +70,40 @@ def test_compile_on_this_machine_trains_and_checkpoints_plain_weights(tiny_confi
     _assert_states_equal(state["g"], plain.state_dict()["g"])
     plain.run()
     assert plain.global_step == 3
+
+
+def test_cuda_graphs_need_compile(tiny_config):
+    from ganstudio.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        tiny_config.with_overrides(["train.cuda_graphs=true"])
+    (problem,) = caught.value.entries
+    assert problem.key == "train.cuda_graphs" and "train.compile = true" in problem.message
+
+
+def test_cuda_graphs_off_a_cuda_gpu_compile_plainly_with_one_warning(tiny_config, monkeypatch):
+    modes = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: modes.append(kwargs.get("mode")))
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    trainer = Trainer(tiny_config.with_overrides(["train.compile=true", "train.cuda_graphs=true"]))
+    trainer.step()
+    trainer.step()
+    assert modes == [None, None] and marks == []
+    (warning,) = trainer.warnings
+    assert "train.cuda_graphs = true works on a CUDA GPU only" in warning and "cpu" in warning
+
+
+def test_cuda_graphs_on_a_cuda_gpu_compile_reduce_overhead_and_mark_every_step(tiny_config, monkeypatch):
+    """The CUDA path's logic on the CPU: the device is reported as CUDA to the Trainer's choice only."""
+    modes = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: modes.append(kwargs.get("mode")))
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    trainer = Trainer(tiny_config.with_overrides(["train.compile=true", "train.cuda_graphs=true"]))
+    trainer._cuda_graphs = True  # what a CUDA device sets in __init__ (this machine has none)
+    trainer.warnings.clear()
+    for _ in range(3):
+        trainer.step()
+    assert modes == ["reduce-overhead", "reduce-overhead"]  # G and D, once
+    assert len(marks) == 3  # every step begins a new graph generation
