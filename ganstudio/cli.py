@@ -122,6 +122,8 @@ def _add_export_parser(sub) -> None:
                         "per class, default 8)")
     images.add_argument("--seed", type=int, default=0, help="noise seed for --grid/--singles (default 0)")
     images.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default 8)")
+    images.add_argument("--scale", type=int, default=1, metavar="K",
+                        help="enlarge GIFs (--gif, --interpolate OUT.gif) K times, nearest neighbour (default 1)")
     _add_class_argument(images)
     walk = export.add_argument_group("interpolation")
     walk.add_argument("--seeds", type=int, nargs=2, default=(0, 1), metavar=("A", "B"),
@@ -239,7 +241,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     plan = ExportPlan(run_dir=args.run_dir, checkpoint=args.checkpoint, grid=args.grid, singles=args.singles,
                       gif=args.gif, interpolation=args.interpolate, n=args.n, seed=args.seed, fps=args.fps,
                       seeds=tuple(args.seeds), steps=args.steps, rows=args.rows,
-                      mode="slerp" if args.slerp else "linear", classes=_chosen_classes(args))
+                      mode="slerp" if args.slerp else "linear", classes=_chosen_classes(args), scale=args.scale)
     models = args.torchscript is not None or args.onnx is not None
     if not plan.outputs() and not models:
         args.usage_error("nothing to export: give at least one of --grid, --singles, --gif, --interpolate, "

@@ -25,13 +25,20 @@ from ganstudio.engine.rundir import read_sample_index
 from ganstudio.engine.sample_index import SAMPLES, SampleRecord
 from ganstudio.export_checks import (
     MAX_GRID, MAX_IMAGES, MAX_ROWS, ExportError, Progress, check_count, check_fps, check_interpolation,
-    check_output_file, check_output_folder, report,
+    check_output_file, check_output_folder, check_scale, class_names, report,
 )
 from ganstudio.fileio import atomic_write
 from ganstudio.grids import grid_image
 
 _BATCH = 64             # images per forward pass: small enough to report progress and cancel often
 _LABEL_HEIGHT = 14      # px strip under each progress-GIF frame holding "step N"
+_LABEL_PAD = 4          # px around a grid's class-name column
+
+__all__ = [  # class_names lives in export_checks (no torch): the studio labels grid rows before torch loads
+    "checkpoint_step", "choose_classes", "class_names", "classes_phrase", "enlarge", "export_grid",
+    "export_interpolation", "export_progress_gif", "export_singles", "interpolate", "label_rows", "load_for_export",
+    "sample_files", "sample_grids",
+]
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -60,8 +67,11 @@ def _checkpoint_file(run_dir: str | Path, which: str) -> Path:
     path = checkpoint_path(run_dir, which)
     if path.is_file():
         return path
-    if which in ("last", "best") and run_dir.is_dir():
-        raise ExportError(f"the run {run_dir} has no checkpoints/{which}.pt yet: train it until it saves one "
+    if which == "best" and run_dir.is_dir():
+        raise ExportError(f"the run {run_dir} has no checkpoints/best.pt: it is written when an evaluation "
+                          f"(eval.every, or Evaluate now) scores better than every one before; export last instead")
+    if which == "last" and run_dir.is_dir():
+        raise ExportError(f"the run {run_dir} has no checkpoints/last.pt yet: train it until it saves one "
                           f"(every train.checkpoint_every steps, and when training stops)")
     raise ExportError(f"checkpoint {path} does not exist")
 
@@ -85,16 +95,6 @@ def choose_classes(g: nn.Module, classes: Sequence[int] | None, family: str | No
     return list(classes)
 
 
-def class_names(config: RunConfig) -> list[str]:
-    """A conditional run's class names for pickers: the dataset's where ganstudio knows them, else numbers."""
-    known: list[str] = []
-    if config.data.source in ("bundled", "torchvision:FashionMNIST"):
-        from ganstudio.data.sources import FASHION_MNIST_CLASSES
-
-        known = FASHION_MNIST_CLASSES
-    return [known[k] if k < len(known) else f"class {k}" for k in range(config.model.num_classes)]
-
-
 def classes_phrase(classes: Sequence[int] | None) -> str:
     """" for each of 3 classes", " of class 4" or "": what follows "a grid of 8 images" in messages."""
     if not classes:
@@ -103,15 +103,36 @@ def classes_phrase(classes: Sequence[int] | None) -> str:
 
 
 def export_grid(g: nn.Module, z_dim: int, out: Path, n: int, seed: int, progress: Progress | None = None,
-                classes: Sequence[int] | None = None) -> Path:
+                classes: Sequence[int] | None = None, names: Sequence[str] | None = None) -> Path:
     """One PNG of ``n`` images from ``seed``, laid out like the run's sample grids; for a conditional G one
-    row per class (default every class) of ``n`` images, column j the same latent vector in every row."""
+    row per class (default every class) of ``n`` images, column j the same latent vector in every row.
+    ``names`` (a conditional G's class names, by class number) adds a column naming each row's class."""
     out = check_output_file(out, (".png",), "grid")
     chosen = choose_classes(g, classes)
     check_count("number of images", n * len(chosen or [0]), 1, MAX_GRID)
     z, labels = _latents(seeded_noise(n, z_dim, seed), chosen)
     images = _generate(g, z, labels, progress)
-    return _save(out, grid_image(images, None if chosen is None else n), "PNG")
+    grid = grid_image(images, None if chosen is None else n)
+    if chosen is not None and names:
+        grid = label_rows(grid, [names[k] if k < len(names) else f"class {k}" for k in chosen], images.shape[1])
+    return _save(out, grid, "PNG")
+
+
+def label_rows(grid: Image.Image, names: Sequence[str], cell_h: int) -> Image.Image:
+    """``grid`` with a black column on its left naming each of its rows (``cell_h`` px images, grids.PAD
+    apart): the grid's own pixels stay as they were, to the right of the names."""
+    from ganstudio.grids import PAD
+
+    font = ImageFont.load_default(size=max(9, min(14, cell_h - 2)))
+    draw = ImageDraw.Draw(grid)
+    width = max(round(draw.textlength(name, font=font)) for name in names) + 2 * _LABEL_PAD
+    labelled = Image.new(grid.mode, (grid.width + width, grid.height))
+    labelled.paste(grid, (width, 0))
+    draw = ImageDraw.Draw(labelled)
+    for row, name in enumerate(names):
+        middle = PAD + row * (cell_h + PAD) + cell_h / 2
+        draw.text((width - _LABEL_PAD, middle), name, fill="white", font=font, anchor="rm")
+    return labelled
 
 
 def export_singles(g: nn.Module, z_dim: int, folder: Path, n: int, seed: int,
@@ -136,13 +157,14 @@ def export_singles(g: nn.Module, z_dim: int, folder: Path, n: int, seed: int,
 
 def export_interpolation(g: nn.Module, z_dim: int, out: Path, seed_a: int, seed_b: int, steps: int = 10,
                          mode: str = "linear", rows: int = 1, progress: Progress | None = None,
-                         fps: float = 8, classes: Sequence[int] | None = None) -> Path:
+                         fps: float = 8, classes: Sequence[int] | None = None, scale: int = 1) -> Path:
     """A walk through latent space from ``seed_a`` to ``seed_b`` in ``steps`` images.
 
     ``.png``: a strip, one row per pair of latents (row i goes from ``seeded_noise(rows, z_dim, seed_a)[i]``
     to the same row of ``seed_b``). ``.gif``: an animation a→b→a, each frame the ``rows`` images at one t.
     A conditional G walks the same pairs once per chosen class (default every class), each walk at one
-    class: ``rows`` rows for the first class, then for the next.
+    class: ``rows`` rows for the first class, then for the next. ``scale``: a GIF's frames enlarged that many
+    times (nearest neighbour: every pixel becomes a ``scale`` x ``scale`` block, nothing is smoothed).
     """
     out = check_output_file(out, (".png", ".gif"), "interpolation")
     chosen = choose_classes(g, classes)
@@ -152,6 +174,7 @@ def export_interpolation(g: nn.Module, z_dim: int, out: Path, seed_a: int, seed_
                           f"rows, more than {MAX_ROWS}; choose fewer rows or classes")
     if out.suffix.lower() == ".gif":
         check_fps(fps)
+        check_scale(scale)
     walk = interpolate(seeded_noise(rows, z_dim, seed_a), seeded_noise(rows, z_dim, seed_b), steps, mode)
     z, labels = _latents(walk.reshape(rows * steps, z_dim), chosen)  # class-major: each class walks every row
     flat = _generate(g, z, labels, progress)  # (classes * rows * steps, H, W, C), row by row
@@ -160,7 +183,15 @@ def export_interpolation(g: nn.Module, z_dim: int, out: Path, seed_a: int, seed_
     images = flat.reshape(-1, steps, *flat.shape[1:])
     order = list(range(steps)) + list(range(steps - 2, 0, -1))  # ping-pong without repeating the ends
     frames = [grid_image(np.ascontiguousarray(images[:, j])) for j in order]
-    return _save_gif(out, frames, fps)
+    check_scale(scale, frames[0].width, frames[0].height)
+    return _save_gif(out, [enlarge(frame, scale) for frame in frames], fps)
+
+
+def enlarge(image: Image.Image, scale: int) -> Image.Image:
+    """``image`` ``scale`` times larger, each pixel a block of ``scale`` x ``scale`` (nearest neighbour)."""
+    if scale == 1:
+        return image
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
 
 def _latents(z: torch.Tensor, classes: list[int] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -192,18 +223,22 @@ def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int, mode: str = "l
 
 
 # --- a run folder's history ----------------------------------------------------------------------
-def export_progress_gif(samples_dir: Path, out: Path, fps: float = 8, progress: Progress | None = None) -> int:
+def export_progress_gif(samples_dir: Path, out: Path, fps: float = 8, progress: Progress | None = None,
+                        scale: int = 1) -> int:
     """An animated GIF of the run's sample grids in step order, each frame labelled with its step.
 
-    ``samples_dir`` may also be the run folder. Returns the number of frames.
+    ``samples_dir`` may also be the run folder. ``scale``: the grids enlarged that many times (nearest
+    neighbour), the step label staying readable at its usual size. Returns the number of frames.
     """
     out = check_output_file(out, (".gif",), "progress GIF")
     check_fps(fps)
+    check_scale(scale)
     grids = sample_grids(samples_dir)
     if not grids:
         raise ExportError(f"{Path(samples_dir)} holds no sample grids to animate: "
                           f"train the run until it writes one (train.sample_every)")
-    _save_gif(out, _labelled_frames(grids, progress), fps)
+    check_scale(scale, max(r.geometry().width for r in grids), max(r.geometry().height for r in grids))
+    _save_gif(out, _labelled_frames(grids, progress, scale), fps)
     return len(grids)
 
 
@@ -217,17 +252,18 @@ def sample_files(samples_dir: str | Path) -> list[tuple[int, Path]]:
     return [(r.step, r.path) for r in sample_grids(samples_dir)]
 
 
-def _labelled_frames(grids: list[SampleRecord], progress: Progress | None) -> Iterator[Image.Image]:
-    """Frames on one canvas (the largest grid, its size from the index), read lazily so PIL encodes
-    while we read."""
-    width = max(r.geometry().width for r in grids)
-    height = max(r.geometry().height for r in grids)
+def _labelled_frames(grids: list[SampleRecord], progress: Progress | None, scale: int = 1
+                     ) -> Iterator[Image.Image]:
+    """Frames on one canvas (the largest grid, its size from the index, times ``scale``), read lazily so
+    PIL encodes while we read."""
+    width = max(r.geometry().width for r in grids) * scale
+    height = max(r.geometry().height for r in grids) * scale
     mode = "RGB" if any(r.channels != 1 for r in grids) else "L"
     font = ImageFont.load_default(size=11)
     for i, record in enumerate(grids):
         frame = Image.new(mode, (width, height + _LABEL_HEIGHT))
         with Image.open(record.path) as grid:
-            frame.paste(grid.convert(mode), (0, 0))
+            frame.paste(enlarge(grid.convert(mode), scale), (0, 0))
         ImageDraw.Draw(frame).text((3, height + 1), f"step {record.step}", fill="white", font=font)
         report(progress, i + 1, len(grids))
         yield frame

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ganstudio.engine.inference import num_classes
-from ganstudio.export import ExportError, check_output_file
+from ganstudio.export_checks import ExportError, check_output_file  # not ganstudio.export: that one runs these
 from ganstudio.fileio import atomic_write_bytes
 
 TOLERANCE = 1e-4        # max abs difference, in [-1, 1] pixel units, between the file and the live model
@@ -88,7 +88,7 @@ def export_onnx(g: nn.Module, out: str | Path) -> ModelExport:
 def export_run(run_dir: str | Path, which: str = "last", *, torchscript: str | Path | None = None,
                onnx: str | Path | None = None) -> list[ModelExport]:
     """Export a run's generator (EMA weights when kept) to the formats given; every check comes first."""
-    from ganstudio.export import load_for_export
+    from ganstudio.export_images import load_for_export
 
     if torchscript is None and onnx is None:
         raise ExportError("nothing to export: give a TorchScript (.pt) or an ONNX (.onnx) output")

@@ -11,7 +11,7 @@ import threading
 from typing import Any, Literal
 
 StepKind = Literal["both", "d", "g"]
-Request = Literal["sample", "checkpoint", "evaluate"]
+Request = Literal["sample", "checkpoint", "evaluate", "snapshot"]
 Action = Literal["both", "d", "g", "wait"]  # "wait": nothing to run yet, ask again
 
 
@@ -60,8 +60,8 @@ class Control:
             self._cond.notify_all()
 
     def request(self, name: Request) -> None:
-        """Ask for a one-off action before the next step, paused or not: "sample", "checkpoint" or
-        "evaluate"."""
+        """Ask for a one-off action before the next step, paused or not: "sample", "checkpoint", "evaluate",
+        or "snapshot" (the generator's current weights as an event, for the latent explorer)."""
         with self._cond:
             self._requests.append(name)
             self._cond.notify_all()

@@ -1,13 +1,14 @@
 """What the Trainer reports: plain dataclasses of floats, ints, strings and uint8 numpy arrays.
 
 Nothing here holds a tensor, so events can cross threads (the studio's worker) or be written to disk
-as they are.
+as they are; the exception is ``GeneratorSnapshot``, whose weights are a private CPU copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,39 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class RunEvent:
+    """Something that happened to the run at an exact step: written to ``events.jsonl``, a marker on the
+    plots and a line in the log, live and when the run is reopened.
+
+    ``kind``: "paused", "resumed", "changed" (a live setting), "rollback" (the NaN guard), "stopped", or a
+    single step taken while paused ("step", "step_d", "step_g"), whose own figures are in ``figures``.
+    """
+
+    step: int
+    kind: str
+    text: str  # the marker's label: "paused", "lr_g → 0.001", "D step"
+    figures: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The events.jsonl row; a non-finite figure becomes None (JSON has no NaN)."""
+        figures = {k: (v if v == v and abs(v) != float("inf") else None) for k, v in self.figures.items()}
+        return {"step": self.step, "kind": self.kind, "text": self.text, **({"figures": figures} if figures else {})}
+
+    @classmethod
+    def from_json(cls, row: dict) -> RunEvent:
+        """A row written by ``to_json``; KeyError, TypeError or ValueError when it is not one."""
+        step, kind, text = row["step"], row["kind"], row["text"]
+        if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0
+                and isinstance(kind, str) and isinstance(text, str)):
+            raise ValueError(f"not an event row: {row!r}")
+        figures = row.get("figures") or {}
+        return cls(step, kind, text, {k: float("nan") if v is None else float(v) for k, v in figures.items()})
+
+
+SINGLE_STEPS = {"both": ("step", "step"), "d": ("step_d", "D step"), "g": ("step_g", "G step")}  # kind, label
+
+
+@dataclass(frozen=True)
 class Samples:
     step: int
     images: np.ndarray  # uint8 (N, H, W, C)
@@ -68,6 +102,19 @@ class Samples:
 class CheckpointSaved:
     step: int
     path: Path
+
+
+@dataclass(frozen=True)
+class GeneratorSnapshot:
+    """The sampling generator's weights at ``step`` (the EMA copy when ``train.ema`` is on), answering
+    ``Control.request("snapshot")``: the studio's latent explorer draws from it mid-run, without waiting
+    for a checkpoint. The one event that holds tensors: a state_dict copied to the CPU, so nothing in it is
+    shared with training or lives on its device."""
+
+    step: int
+    config: Any       # the run's RunConfig at that step: what G is built from
+    state: dict       # G's state_dict, CPU tensors
+    ema: bool         # the weight average (train.ema), not the last weights
 
 
 @dataclass(frozen=True)
@@ -103,4 +150,5 @@ class RunFinished:
     error: str | None = None
 
 
-Event = StepStats | Progress | Samples | CheckpointSaved | TrainWarning | EvalStarted | EvalResult | RunFinished
+Event = (StepStats | Progress | RunEvent | Samples | CheckpointSaved | TrainWarning | EvalStarted | EvalResult
+         | RunFinished | GeneratorSnapshot)

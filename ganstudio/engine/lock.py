@@ -107,7 +107,7 @@ class RunLock:
         for _ in range(20):  # a lost race with a writer that just unlinked the file: open again
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                if _held_elsewhere(fd, self.path):
+                if _held_elsewhere(fd, self.path, patience=0.25):
                     holder = _read(self.path)
                     who = _describe(holder) if holder else "another process (starting up)"
                     raise RunLockedError(f"{self.folder} is being written by {who}; wait for it to finish or "
@@ -121,13 +121,37 @@ class RunLock:
         raise RunLockedError(f"could not lock {self.path}: it keeps being replaced by another process")
 
 
-def _held_elsewhere(fd: int, path: Path) -> bool:
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+def writer_alive(folder: str | Path) -> bool:
+    """Whether a process (this one included) holds ``folder``'s lock now: a reader's check, which takes
+    nothing. Without a lock file nobody writes the run. This process's own take counts as alive (the
+    flock is per open file, so a second open here would succeed and wrongly say nobody holds it)."""
+    path = Path(folder) / LOCK_FILE
+    with RunLock._guard:
+        if any(key[0] == os.path.abspath(folder) for key in RunLock._held):
             return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
         return False
+    try:
+        return _held_elsewhere(fd, path)
+    finally:
+        os.close(fd)  # drops the flock _held_elsewhere may just have taken
+
+
+def _held_elsewhere(fd: int, path: Path, patience: float = 0.0) -> bool:
+    """Takes the flock when nobody holds it. ``patience``: keep trying that long, because a reader's
+    ``writer_alive`` holds it for a moment (microseconds) while it checks."""
+    if fcntl is not None:
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return False
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return True
+                time.sleep(0.01)
     holder = _read(path)  # no flock: a live pid of this host holds it
     return bool(holder) and holder.get("host") == socket.gethostname() and _alive(holder.get("pid"))
 

@@ -28,6 +28,7 @@ from ganstudio.engine.errors import TrainingError, explain
 from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Event, Progress, RunFinished, Samples,
                                      TrainWarning)
 from ganstudio.engine.lock import RunLock
+from ganstudio.engine.marks import MarksMixin, change_label
 from ganstudio.engine.precision import all_skipped
 from ganstudio.engine.stats import StatsAccumulator, all_finite
 from ganstudio.families import images_per_step
@@ -49,6 +50,7 @@ class Trainer(Protocol):
     elapsed: float       # training seconds of the whole run; the loop keeps it current
     evals_since_best: int
     grid_columns: int | None
+    sampler: torch.nn.Module  # the generator samples come from: the EMA copy when train.ema is on
 
     def train_step(self, kind: str) -> dict[str, torch.Tensor]: ...
     def make_stats(self, means: dict[str, float], acc: StatsAccumulator, seconds: float) -> Any: ...
@@ -63,7 +65,7 @@ class Trainer(Protocol):
     def save_checkpoint(self, path: Path | None = None) -> Path: ...
 
 
-class TrainingLoop:
+class TrainingLoop(MarksMixin):
     def __init__(self, trainer: Trainer, control: Control | None, callbacks: list[Callable[[Event], None]]):
         self.t, self.control = trainer, control or Control()
         self.callbacks = callbacks
@@ -108,6 +110,7 @@ class TrainingLoop:
         t, reason, error = self.t, "stopped", None
         try:
             while True:
+                self._follow_pause()  # before blocking (and before the commands it may bring): marked at its step
                 self._handle_commands()
                 reason = self._budget_reached()
                 if reason:
@@ -117,6 +120,7 @@ class TrainingLoop:
                 if action is None:
                     reason = "stopped"
                     break
+                self._follow_pause()  # a resume (or a pause) that came while blocked, before the next step
                 if action == "wait":
                     self._paused(time.perf_counter() - waited)
                     continue
@@ -141,7 +145,9 @@ class TrainingLoop:
         self.acc.add(figures, images)
         step = t.global_step
         self._progress(images, counted=step != before)
-        if step == before:  # a D-only step: report it, nothing else is due
+        if self.was_paused and not self._single_step(action):
+            return  # rolled back
+        if step == before:  # a D-only step: nothing else is due
             self._report()
             return
         if step % train.log_every == 0 or self.control.paused:
@@ -183,6 +189,8 @@ class TrainingLoop:
                 self._checkpoint(final=False)
             elif request == "evaluate":
                 self._evaluate()
+            elif request == "snapshot":
+                self._generator_snapshot()
         for key, value in self.control.take_changes():
             self.consistent = False
             try:
@@ -192,6 +200,7 @@ class TrainingLoop:
                 self.emit(TrainWarning(self.t.global_step, "config", str(err)))
                 continue
             self.consistent = True
+            self._mark("changed", change_label(key, value))
             if self.t.run_dir:
                 self._write_config()
 
@@ -250,6 +259,7 @@ class TrainingLoop:
         if t.run_dir:
             self._write_config()
         self.acc.reset()
+        self._mark("rollback", "NaN rollback")
         self.emit(TrainWarning(t.global_step, "nan",
                                f"non-finite values ({bad}) by step {bad_step}: rolled back to step {t.global_step} "
                                f"and lowered the learning rates to lr_g={t.config.optim.lr_g:.3g}, "
@@ -270,6 +280,15 @@ class TrainingLoop:
                     f"config.toml holds the settings the run started with ({lr}).")
         return (f"checkpoints/last.pt (step {self.saved_step}) is intact and config.toml matches it again ({lr}); "
                 "continue with --set optim.lr_g=... optim.lr_d=... or start anew")
+
+    def _generator_snapshot(self) -> None:
+        """The sampling G's weights, copied to the CPU, for the studio's latent explorer (a copy of a few MB
+        at most, and no device sync beyond it; nothing is written to the run folder)."""
+        from ganstudio.engine.events import GeneratorSnapshot
+
+        t = self.t
+        state = {k: v.detach().to("cpu", copy=True) for k, v in t.sampler.state_dict().items()}
+        self.emit(GeneratorSnapshot(t.global_step, t.config, state, getattr(t, "g_ema", None) is not None))
 
     def _sample(self) -> None:
         if not self._report():
@@ -394,6 +413,8 @@ class TrainingLoop:
         try:
             if saving:
                 self._report()
+                if reason in ("stopped", "interrupted"):
+                    self._mark("stopped", "stopped")
             if t.run_dir and saving:
                 if t.global_step % t.config.train.sample_every:
                     self._sample()

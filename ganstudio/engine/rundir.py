@@ -1,4 +1,5 @@
-"""The run folder: config.toml, metrics.jsonl, samples/ (grid PNGs and index.jsonl), checkpoints/last.pt.
+"""The run folder: config.toml, metrics.jsonl, events.jsonl, samples/ (grid PNGs and index.jsonl),
+checkpoints/last.pt.
 
 Everything the studio shows can be rebuilt from these files. RunDir alone knows the file names; others
 ask it (``sample_path``, ``sample_index``). No torch here: the studio imports this on the GUI thread.
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ganstudio.config import RunConfig
+from ganstudio.engine.events import RunEvent
 from ganstudio.engine.sample_index import KINDS, RECONSTRUCTIONS, SAMPLES, SampleRecord, infer_record
 from ganstudio.fileio import append_line, atomic_write, atomic_write_bytes
 from ganstudio.grids import grid_image, pair_columns
@@ -33,6 +35,7 @@ class RunDir:
         self.path = Path(path)
         self.config_path = self.path / "config.toml"
         self.metrics_path = self.path / "metrics.jsonl"
+        self.events_path = self.path / "events.jsonl"  # pause, resume, live changes, rollbacks, single steps
         self.samples_dir = self.path / "samples"
         self.checkpoints_dir = self.path / "checkpoints"
         self.last_checkpoint = self.checkpoints_dir / "last.pt"
@@ -62,6 +65,25 @@ class RunDir:
         """One row; on a full disk a WriteError naming metrics.jsonl, and the file is as it was."""
         append_line(self.metrics_path, json.dumps({k: _json_value(v) for k, v in row.items()}))
 
+    def append_event(self, event: RunEvent) -> None:
+        """One event row (append + a whole line per write, like metrics.jsonl, so a crash tears one line
+        at most); a full disk raises a WriteError naming events.jsonl."""
+        append_line(self.events_path, json.dumps(event.to_json()))
+
+    def read_events(self) -> list[RunEvent]:
+        """The run's events in file order; a torn or damaged line is skipped, never fatal."""
+        try:
+            data = self.events_path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        events = []
+        for line in data.splitlines():
+            try:
+                events.append(RunEvent.from_json(json.loads(line)))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+        return events
+
     def read_metrics(self) -> Rows:
         """The logged rows, in file order. A torn last line (a writer mid-write, or a crash) is ignored;
         damaged rows (not JSON, not UTF-8, no whole-number ``step``, a value that is not a number) are
@@ -85,12 +107,19 @@ class RunDir:
         lines = list(_metric_lines(self.metrics_path))
         later = [raw for raw, row in lines if row is not None and row["step"] > step]
         grids = [(path, n) for path, n in self._grid_files() if n > step]
-        if not later and not grids:
+        events = self.events_path.read_bytes().splitlines(keepends=True) if self.events_path.is_file() else []
+        later_events = [line for line in events if (_index_step(line) or 0) > step]
+        if not later and not grids and not later_events:
             return None
         n = 1
-        while self._rewound_metrics(n).exists() or (self.samples_dir / f"rewound-{n}").exists():
+        while (self._rewound_metrics(n).exists() or (self.samples_dir / f"rewound-{n}").exists()
+               or self._rewound_events(n).exists()):
             n += 1
-        moved = Rewound(step, len(later), len(grids), self._rewound_metrics(n), self.samples_dir / f"rewound-{n}")
+        moved = Rewound(step, len(later), len(grids), self._rewound_metrics(n), self.samples_dir / f"rewound-{n}",
+                        len(later_events), self._rewound_events(n))
+        if later_events:  # the abandoned stretch's pauses and changes would mark steps the run no longer has
+            atomic_write_bytes(moved.events_file, b"".join(_whole(line) for line in later_events))
+            atomic_write_bytes(self.events_path, b"".join(line for line in events if (_index_step(line) or 0) <= step))
         if later:  # the copy first: a crash between the two writes leaves rows twice, never nowhere
             atomic_write_bytes(moved.metrics, b"".join(_whole(raw) for raw in later))
             kept = b"".join(raw for raw, row in lines if row is None or row["step"] <= step)
@@ -101,6 +130,9 @@ class RunDir:
 
     def _rewound_metrics(self, n: int) -> Path:
         return self.path / f"metrics.rewound-{n}.jsonl"
+
+    def _rewound_events(self, n: int) -> Path:
+        return self.path / f"events.rewound-{n}.jsonl"
 
     def _grid_files(self) -> list[tuple[Path, int]]:
         if not self.samples_dir.is_dir():
@@ -211,10 +243,13 @@ class Rewound:
     grids: int
     metrics: Path   # metrics.rewound-N.jsonl
     samples: Path   # samples/rewound-N/
+    events: int = 0
+    events_file: Path | None = None  # events.rewound-N.jsonl
 
     def __str__(self) -> str:
         parts = [f"{self.rows} metric rows to {self.metrics.name}"] if self.rows else []
         parts += [f"{self.grids} sample grids to samples/{self.samples.name}/"] if self.grids else []
+        parts += [f"{self.events} events to {self.events_file.name}"] if self.events else []
         return (f"resuming from the checkpoint at step {self.step}: what was logged after it is kept, moved "
                 f"aside ({' and '.join(parts)})")
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPushButton, QTabWidget, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ganstudio.config import RunConfig
 from ganstudio.families import family_of
 from ganstudio.gui.estimate import (TIMED_STEPS, WARMUP_STEPS, BatchFitWorker, EstimateWorker, describe_batch_fit,
-                                    describe_estimate)
+                                    describe_estimate, short_batch_fit)
 from ganstudio.gui.threads import start_in_thread, stop_thread
 
 DEBOUNCE_MS = 200
@@ -158,12 +158,11 @@ class ArchitecturePreview(QWidget):
         self._message = QLabel(objectName="arch_message", wordWrap=True, visible=False)
         self._message.setStyleSheet(f"color: {ERROR_COLOR};")
         self._message.setAccessibleName("Model error")
-        self._splitter = QSplitter(Qt.Orientation.Vertical, objectName="arch_tables")
+        # one network at a time, as tabs: in a dock a few hundred pixels tall, two tables stacked showed two
+        # and a half rows each; a tab shows twice the rows, and its title still gives both totals at a glance
+        self._tabs = QTabWidget(objectName="arch_tables", documentMode=True)
         self._trees: dict[str, QTreeWidget] = {}
-        self._groups: dict[str, QGroupBox] = {}
         for name, title in (("generator", "Generator"), ("discriminator", "Discriminator")):  # until a config
-            group = QGroupBox(title, objectName=f"{name}_group")
-            group.setAccessibleName(title)
             tree = QTreeWidget(objectName=f"{name}_layers")
             tree.setAccessibleName(f"{title} layers")
             tree.setHeaderLabels(COLUMNS)
@@ -171,9 +170,16 @@ class ArchitecturePreview(QWidget):
             tree.setRootIsDecorated(False)
             tree.setUniformRowHeights(True)
             tree.setAlternatingRowColors(True)
-            QVBoxLayout(group).addWidget(tree)
-            self._splitter.addWidget(group)
-            self._trees[name], self._groups[name] = tree, group
+            tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+            header = tree.header()
+            header.setStretchLastSection(False)
+            # shapes and counts always show whole; a narrow dock shortens the layer type ("ConvTr…2d")
+            for column, mode in enumerate((QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.Stretch,
+                                           QHeaderView.ResizeMode.ResizeToContents,
+                                           QHeaderView.ResizeMode.ResizeToContents)):
+                header.setSectionResizeMode(column, mode)
+            self._tabs.addTab(tree, title)
+            self._trees[name] = tree
         self._button = QPushButton("Estimate", objectName="estimate")
         self._button.setAccessibleName("Estimate training speed")
         self._button.setToolTip(f"Time {TIMED_STEPS} training steps of this config on its device "
@@ -184,16 +190,20 @@ class ArchitecturePreview(QWidget):
         self._fit_button.setToolTip("GPU: try batch sizes until one runs out of memory (a few steps each). "
                                     "CPU: measure two small batches and extrapolate to the free RAM")
         self._fit_button.clicked.connect(self.find_largest_batch)
+        # on a line of its own: beside the buttons a long result squeezed the tables to a sliver
         self._result = QLabel(objectName="estimate_result", wordWrap=True)
         self._result.setAccessibleName("Speed estimate")
         row = QHBoxLayout()
         row.addWidget(self._button)
         row.addWidget(self._fit_button)
-        row.addWidget(self._result, 1)
+        row.addStretch(1)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(4)
         layout.addWidget(self._summary)
         layout.addWidget(self._message)
-        layout.addWidget(self._splitter, 1)
+        layout.addWidget(self._tabs, 1)
         layout.addLayout(row)
+        layout.addWidget(self._result)
 
     # --- public API -----------------------------------------------------------------------------------
     @Slot(object)
@@ -216,7 +226,11 @@ class ArchitecturePreview(QWidget):
 
     def titles(self) -> dict[str, str]:
         """What the two tables are called now: ``{"generator": "Decoder", "discriminator": "Encoder"}`` etc."""
-        return {name: group.property("network") or name.capitalize() for name, group in self._groups.items()}
+        return {name: tree.property("network") or name.capitalize() for name, tree in self._trees.items()}
+
+    def tab_titles(self) -> list[str]:
+        """The tabs' texts, as shown: ``["Generator (1,234)", "Discriminator (567)"]`` (parameter counts)."""
+        return [self._tabs.tabText(i) for i in range(self._tabs.count())]
 
     def summary(self) -> str:
         return self._summary.text()
@@ -248,6 +262,7 @@ class ArchitecturePreview(QWidget):
         if self._job.running or self._config is None:
             return
         self._enable_buttons(False)  # one job at a time: two would share the device and the global RNG
+        self._result.setToolTip("")
         self._result.setText(f"Estimating… ({WARMUP_STEPS} warm-up and {TIMED_STEPS} timed steps)")
         worker = EstimateWorker(self._config)
         worker.done.connect(self._estimate_done)  # queued: emitted from the worker's thread
@@ -259,6 +274,7 @@ class ArchitecturePreview(QWidget):
         if self._job.running or self._config is None:
             return
         self._enable_buttons(False)
+        self._result.setToolTip("")
         self._result.setText("Finding the largest batch that fits…")
         worker = BatchFitWorker(self._config)
         worker.done.connect(self._fit_done)  # queued: emitted from the worker's thread
@@ -313,7 +329,8 @@ class ArchitecturePreview(QWidget):
         if isinstance(result, str) or result is None:
             self._result.setText(result or "Search cancelled")
         else:
-            self._result.setText(describe_batch_fit(result))
+            self._result.setText(short_batch_fit(result))
+            self._result.setToolTip(describe_batch_fit(result))  # how it was found: tried, or extrapolated
             self.batch_found.emit(result)
 
     def _enable_buttons(self, enabled: bool) -> None:
@@ -324,21 +341,21 @@ class ArchitecturePreview(QWidget):
         self._totals = {}
         self._message.setText(f"This model cannot be built: {text}")
         self._message.setVisible(True)
-        self._splitter.setVisible(False)
+        self._tabs.setVisible(False)
         self._summary.setText("—")
 
     def _show_layers(self, g_layers, d_layers) -> None:
         self._message.setVisible(False)
-        self._splitter.setVisible(True)
+        self._tabs.setVisible(True)
         titles = network_titles(self._config)
-        for name, layers in zip(ROLES, (g_layers, d_layers)):
-            self._totals[name] = _fill(self._trees[name], layers)
+        for index, (name, layers) in enumerate(zip(ROLES, (g_layers, d_layers))):
+            tree = self._trees[name]
+            self._totals[name] = _fill(tree, layers)
             title = titles[name]
-            group = self._groups[name]
-            group.setProperty("network", title)
-            group.setTitle(f"{title} — {self._totals[name]:,} parameters")
-            group.setAccessibleName(title)
-            self._trees[name].setAccessibleName(f"{title} layers")
+            tree.setProperty("network", title)
+            self._tabs.setTabText(index, f"{title} ({self._totals[name]:,})")  # short: both tabs fit a dock
+            self._tabs.setTabToolTip(index, f"{title}: {self._totals[name]:,} parameters")
+            tree.setAccessibleName(f"{title} layers")
         self._summary.setText(f"{describe_model(self._config)}: {sum(self._totals.values()):,} parameters in all")
 
 
@@ -359,7 +376,4 @@ def _fill(tree: QTreeWidget, layers) -> int:
     for column in range(len(COLUMNS)):
         item.setFont(column, bold)
     tree.addTopLevelItem(item)
-    for column in range(len(COLUMNS) - 1):  # the last column takes the rest of the width
-        tree.resizeColumnToContents(column)
-        tree.setColumnWidth(column, tree.columnWidth(column) + 12)  # air between the columns
     return total

@@ -6,11 +6,12 @@ plus a "…" button, ``train.device`` -> an editable list of this machine's devi
 are checked against the machine too). Every edit re-validates the whole config with ``from_dict``, so the form shows the
 very errors the CLI would, on the fields their entries name (``ConfigError.entries``).
 
-The form follows the model family (``families.py``): fields that do nothing for it are hidden (a group
-with none left hides too), titles are the family's ("Decoder width"), and the loss box offers only the
-family's losses. Hidden fields keep their values, so switching back restores them, unless a hidden
-value alone makes the config invalid (label smoothing left from a GAN when the family becomes a VAE):
-then the hidden fields count with their defaults, which every family accepts.
+The form follows the model family (``families.py``) and the values that make other fields count
+(``form_schema.CONDITIONS``: the GP weight only for a loss with a gradient penalty): fields that do nothing are
+hidden (a section with none left hides too), titles are the family's ("Decoder width"), the loss box offers
+only the family's losses, and sections fold (``form_section.py``). Hidden fields keep their values, so
+switching back restores them, unless a hidden value alone makes the config invalid (label smoothing left
+from bce when the loss becomes hinge): then the hidden fields count with their defaults, which are valid.
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QScrollArea, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QScrollArea,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from ganstudio.config import (ConfigError, ConfigProblem, RunConfig, from_dict, load_preset, preset_description,
                               preset_names)
 from ganstudio.families import FAMILIES, Family
-from ganstudio.gui.form_editors import Combo, make_editor, read_value, write_value
-from ganstudio.gui.form_schema import DEVICE_KEY, FieldSpec, form_sections
+from ganstudio.gui.form_editors import ERROR_COLOR, Combo, make_editor, mark_invalid, read_value, write_value
+from ganstudio.gui.form_schema import CONDITION_INPUTS, DEVICE_KEY, FieldSpec, condition_holds, form_sections
+from ganstudio.gui.form_section import Section, align_labels
 
 DEFAULT_PRESET = "dcgan-fashion"
 LOCKED_TIP = "cannot change while training"
-ERROR_COLOR = "#c62828"
+FOLDED = ("eval",)  # sections that start folded: rarely changed, and a fold keeps the common ones on screen
 FAMILY_KEY, LOSS_KEY = "model.family", "loss.name"
 
 
@@ -59,7 +60,7 @@ class ConfigForm(QWidget):
         self._errors: dict[str, QLabel] = {}
         self._browse: dict[str, QToolButton] = {}
         self._rows: dict[str, tuple[QFormLayout, QWidget]] = {}  # key -> (its form, its field cell)
-        self._groups: dict[str, tuple[QGroupBox, list[str]]] = {}  # section -> (group box, its keys)
+        self._groups: dict[str, tuple[Section, list[str]]] = {}  # section -> (its box, its keys)
         self._family: Family = FAMILIES["gan"]
         self._family_loss: dict[str, str] = {}  # the loss last chosen under each family, restored on return
         self._config: RunConfig | None = None
@@ -97,20 +98,14 @@ class ConfigForm(QWidget):
             if name is None:
                 self._add_rows(head_form, specs)
                 continue
-            group = QGroupBox(title, objectName=name)
-            group.setAccessibleName(title)
-            self._add_rows(QFormLayout(group), specs)
+            group = Section(name, title)
+            self._add_rows(group.form(), specs)
+            group.set_open(name not in FOLDED)
             self._groups[name] = (group, [spec.key for spec in specs])
             column.addWidget(group)
         column.addStretch(1)
-        # one label column for all groups, so the fields line up down the whole form, whatever the family
-        width = 0
-        for key, label in self._labels.items():
-            for title in {f.title_of(key, label.text()) for f in FAMILIES.values()} | {label.text()}:
-                width = max(width, label.sizeHint().width() + label.fontMetrics().horizontalAdvance(title)
-                            - label.fontMetrics().horizontalAdvance(label.text()))
-        for label in self._labels.values():
-            label.setMinimumWidth(width)
+        align_labels(self._labels, {key: {f.title_of(key, label.text()) for f in FAMILIES.values()}
+                                    for key, label in self._labels.items()})
         scroll = QScrollArea(objectName="config_form.scroll", widgetResizable=True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -192,6 +187,7 @@ class ConfigForm(QWidget):
             self._apply_family(FAMILIES[config.model.family], config.loss.name)
             for key, spec in self._specs.items():
                 write_value(spec, self._editors[key], _dotted(values, key))
+            self._show_applying()  # the values decide which fields count (the loss: the GP weight...)
             self._preset.setCurrentIndex(self._preset.findText(config.name))
         finally:
             self._loading = False
@@ -211,10 +207,22 @@ class ConfigForm(QWidget):
         return self._family
 
     def is_shown(self, key: str) -> bool:
-        """Whether the dotted field ``key`` is shown (it applies to the family); hidden ones keep their values."""
+        """Whether the dotted field ``key`` is shown (it does something for the family, loss, optimizer...;
+        ``applies``); hidden ones keep their values. A field in a folded section counts as shown."""
         form, cell = self._rows[key]
         group = next((g for g, keys in self._groups.values() if key in keys), None)
         return form.isRowVisible(cell) and (group is None or not group.isHidden())
+
+    def applies(self, key: str) -> bool:
+        """Whether ``key`` does something for the form's values: its family's rules, then the ones
+        between fields (``form_schema.CONDITIONS``: the GP weight only for a loss with a gradient penalty)."""
+        if not self._family.applies(key):
+            return False
+        return condition_holds(key, lambda other: read_value(self._specs[other], self._editors[other]))
+
+    def section(self, name: str) -> Section:
+        """The section box ``name`` ("loss", "optim"...), to fold or unfold."""
+        return self._groups[name][0]
 
     def widget_for(self, key: str) -> QWidget:
         """The editor of the dotted field ``key`` (its objectName is ``key``)."""
@@ -274,6 +282,8 @@ class ConfigForm(QWidget):
                     self._apply_family(FAMILIES[family])
                 finally:
                     self._loading = False
+        elif key in CONDITION_INPUTS:
+            self._show_applying()
         self._revalidate()
         if commit:
             self._commit(key)
@@ -300,13 +310,19 @@ class ConfigForm(QWidget):
         loss_editor.offer(family.losses, current)
         self._family = family
         for key, spec in self._specs.items():
-            form, cell = self._rows[key]
-            form.setRowVisible(cell, family.applies(key))
             title = family.title_of(key, spec.title)
             self._labels[key].setText(title)
             self._editors[key].setAccessibleName(title)
+        self._show_applying()
+
+    def _show_applying(self) -> None:
+        """Show the fields that do something for the current values (``applies``), hide the rest."""
+        for key in self._specs:
+            form, cell = self._rows[key]
+            form.setRowVisible(cell, self.applies(key))
         for group, keys in self._groups.values():
-            group.setVisible(any(family.applies(key) for key in keys))
+            group.setVisible(any(self.applies(key) for key in keys))
+            group.refresh_header()
 
     def _gather(self, defaults_for: frozenset[str] = frozenset()) -> dict:
         """The editors' values as a config dict; the fields in ``defaults_for`` left out (so, defaults)."""
@@ -332,7 +348,7 @@ class ConfigForm(QWidget):
         try:
             return from_dict(self._gather(), source="form")
         except ConfigError:
-            hidden = frozenset(key for key in self._specs if not self._family.applies(key))
+            hidden = frozenset(key for key in self._specs if not self.applies(key))
             if not hidden:
                 raise
             # a hidden field the person cannot see must not block the config (see the module docstring)
@@ -373,25 +389,16 @@ class ConfigForm(QWidget):
             named = [key for key in (problem.fields or (problem.key,)) if key in self._specs]
             for key in named:
                 per_key.setdefault(key, []).append(problem.message)
-            if not named or not all(self._family.applies(key) for key in named):
+            if not named or not all(self.applies(key) for key in named):
                 loose.append(str(replace(problem, source="")))  # about a field not shown: say it here
         for key, editor in self._editors.items():
-            _mark(editor, self._errors[key], per_key.get(key, []))
+            mark_invalid(editor, self._errors[key], per_key.get(key, []))
+        for group, keys in self._groups.values():
+            if any(key in per_key for key in keys):
+                group.set_open(True)  # a marked field must not sit folded out of sight
         summary = [f"Fix the marked fields: {', '.join(per_key)}"] if per_key else []
         self._summary.setText("\n".join(summary + loose))
         self._summary.setVisible(bool(summary or loose))
-
-
-def _mark(editor: QWidget, label: QLabel, messages: list[str]) -> None:
-    invalid = bool(messages)
-    if bool(editor.property("invalid")) != invalid:
-        editor.setProperty("invalid", invalid)
-        qt_class = next(c.__name__ for c in type(editor).__mro__ if c.__module__.startswith("PySide6"))
-        # a type selector styles the editor itself and not, say, a combo box's popup list
-        editor.setStyleSheet(f"{qt_class} {{ border: 1px solid {ERROR_COLOR}; border-radius: 2px; }}"
-                             if invalid else "")
-    label.setText("\n".join(messages))
-    label.setVisible(invalid)
 
 
 def _default_config() -> RunConfig:

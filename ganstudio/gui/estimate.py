@@ -102,6 +102,15 @@ def describe_batch_fit(fit: BatchFit) -> str:
     return f"Largest batch that fits: {size} on {fit.device} ({fit.note})"
 
 
+def short_batch_fit(fit: BatchFit) -> str:
+    """``"Largest batch: 1,024 (cuda:0)"`` or ``"≈ 412 (cpu)"``: the label beside the tables; the sentence of
+    ``describe_batch_fit`` (how it was found) is its tooltip."""
+    if fit.batch_size is None:
+        return f"No batch fits on {fit.device}"
+    size = f"{fit.batch_size:,}" if fit.method == "bisection" else f"≈ {fit.batch_size:,}"
+    return f"Largest batch: {size} ({fit.device})"
+
+
 class _MeasureWorker(QObject):
     """Runs ``measure`` on its own thread; has no parent, so ``moveToThread`` works."""
 

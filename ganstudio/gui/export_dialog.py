@@ -1,18 +1,20 @@
 """The export dialog: what to write from a run's checkpoint, and where; the work runs in a thread.
 
 The dialog only builds an ``ExportPlan`` (ganstudio/export.py, no Qt) and hands it to ``ExportWorker``,
-which calls ``run_plan`` in a QThread and reports progress, the written paths or one error line. For a
-class-conditional run (read from its config.toml) it shows a class picker: grids get one row per chosen
-class, singles and interpolations are drawn for each chosen class.
+which calls ``run_plan`` in a QThread and reports progress, the written paths or one error line. Images,
+GIFs (enlarged by an integer factor) and the generator itself (TorchScript, ONNX) come from the run's
+last or best checkpoint; after an export, Open folder shows the files. For a class-conditional run (read
+from its config.toml) it shows a class picker: grids get one row per chosen class, named by default,
+singles and interpolations are drawn for each chosen class.
 """
 
 from __future__ import annotations
 
 import html
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
     QGroupBox, QHBoxLayout, QLabel, QLayout, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QSpinBox,
@@ -20,55 +22,18 @@ from PySide6.QtWidgets import (
 )
 
 from ganstudio.export import (
-    DEFAULT_IMAGES, DEFAULT_PER_CLASS, MAX_IMAGES, MAX_ROWS, MAX_STEPS, ExportCancelled, ExportError, ExportPlan,
-    checkpoint_step, class_names, run_plan, sample_files,
+    DEFAULT_IMAGES, DEFAULT_PER_CLASS, MAX_IMAGES, MAX_ROWS, MAX_SCALE, MAX_STEPS, ExportError, ExportPlan,
+    checkpoint_step, sample_files,
 )
+from ganstudio.gui.export_worker import ExportWorker, onnx_missing, run_classes, sentence, short_name
 from ganstudio.gui.threads import start_in_thread, stop_thread
 
 _MAX_SEED = 2**31 - 1  # QSpinBox holds a C int
 
 
-class ExportWorker(QObject):
-    """Runs one plan in its thread: progress(done, total), then done(paths) or failed(message), then finished."""
-
-    progress = Signal(int, int)
-    done = Signal(list)      # the written files and folders, as str
-    failed = Signal(str)
-    finished = Signal()
-
-    def __init__(self, plan: ExportPlan) -> None:
-        super().__init__()  # no parent: moveToThread silently fails on a QObject that has one
-        self.plan = plan
-        self._cancel = threading.Event()
-        self._last: tuple[int, int] | None = None
-
-    def cancel(self) -> None:
-        """Thread-safe: the export stops at the next image (a queued slot would wait until run() ends)."""
-        self._cancel.set()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            self.done.emit([str(w.path) for w in run_plan(self.plan, self._progress)])
-        except ExportCancelled:
-            self.failed.emit("export cancelled")
-        except ExportError as err:
-            self.failed.emit(str(err))
-        except Exception as err:  # noqa: BLE001 - shown in the dialog, never lost with the thread
-            self.failed.emit(f"export failed: {type(err).__name__}: {err}")
-        finally:
-            self.finished.emit()
-
-    def _progress(self, done: int, total: int) -> None:
-        if self._cancel.is_set():
-            raise ExportCancelled("export cancelled")
-        if (done, total) != self._last:  # run_plan reports in 1/1000 steps: at most ~1000 signals a job
-            self._last = (done, total)
-            self.progress.emit(done, total)
-
-
 class ExportDialog(QDialog):
-    """Export grids, single images, a progress GIF or a latent interpolation from ``run_dir``'s last checkpoint."""
+    """Export grids, single images, a progress GIF, a latent interpolation or the generator (TorchScript, ONNX)
+    from ``run_dir``'s last or best checkpoint."""
 
     finished_export = Signal(list)  # the written paths (str), once the thread has stopped
     failed_export = Signal(str)
@@ -79,10 +44,12 @@ class ExportDialog(QDialog):
         self.run_dir = Path(run_dir)
         self.default_folder = self.run_dir / "exports"
         self.has_checkpoint = False
-        self.classes = _run_classes(self.run_dir)  # a conditional run's class names; empty otherwise
+        self.classes = run_classes(self.run_dir)  # a conditional run's class names; empty otherwise
         self._thread = None
         self._worker: ExportWorker | None = None
         self._outcome: list | str | None = None
+        self.written_folder: Path | None = None
+        self._plan_folder: Path | None = None  # where the last successful export wrote (Open folder)
         self.setWindowTitle(f"Export — {self.run_dir.name}")
         self.setMinimumWidth(520)
         self._create_widgets()
@@ -95,12 +62,27 @@ class ExportDialog(QDialog):
         self.source = self._named(QLabel(), "export_source", "Checkpoint")
         self.source.setWordWrap(True)
         self.source.setToolTip(str(self.run_dir))
+        self.checkpoint = self._named(QComboBox(), "export_checkpoint", "Checkpoint to export from")
+        self.checkpoint.addItem("Last (checkpoints/last.pt)", "last")
+        self.checkpoint.addItem("Best (checkpoints/best.pt)", "best")
+        self.checkpoint.setToolTip("last.pt: the newest weights. best.pt: the weights at the best evaluation so "
+                                   "far (lowest FID), written only when evaluation ran")
         self.grid_box = self._named(QCheckBox("Grid PNG"), "export_grid", "Export a grid PNG")
         self.grid_box.setChecked(True)
         self.singles_box = self._named(QCheckBox("Single PNGs"), "export_singles", "Export single PNGs")
         self.gif_box = self._named(QCheckBox("Progress GIF"), "export_gif", "Export a progress GIF")
         self.interp_box = self._named(QCheckBox("Latent interpolation"), "export_interpolation",
                                       "Export a latent interpolation")
+        self.torchscript_box = self._named(QCheckBox("Generator as TorchScript (.pt)"), "export_torchscript",
+                                           "Export the generator as TorchScript")
+        self.torchscript_box.setToolTip("G in eval mode (EMA weights when kept): (z[, labels]) -> images in "
+                                        "[-1, 1]; load it with torch.jit.load, no ganstudio needed")
+        self.onnx_box = self._named(QCheckBox("Generator as ONNX (.onnx)"), "export_onnx",
+                                    "Export the generator as ONNX")
+        missing = onnx_missing()
+        self.onnx_box.setToolTip(sentence(missing) if missing else "G as an ONNX model (dynamic batch), "
+                                 "checked in onnxruntime before it is written")
+        self.onnx_box.setEnabled(missing is None)
         per_class = bool(self.classes)
         self.count = self._spin("export_count", "Images per class" if per_class else "Number of images", 1,
                                 MAX_IMAGES, DEFAULT_PER_CLASS if per_class else DEFAULT_IMAGES)
@@ -111,11 +93,19 @@ class ExportDialog(QDialog):
             item.setData(Qt.UserRole, k)
             item.setCheckState(Qt.Checked)
         self.class_list.setMaximumHeight(110)
+        self.row_names = self._named(QCheckBox("Name each grid row's class"), "export_row_names",
+                                     "Name the class of each grid row")
+        self.row_names.setToolTip("A column left of the grid with the class of each row (the dataset's names)")
+        self.row_names.setChecked(True)
         self.seed = self._spin("export_seed", "Seed", 0, _MAX_SEED, 0)
         self.fps = self._named(QDoubleSpinBox(), "export_fps", "GIF frames per second")
         self.fps.setRange(0.5, 50)
         self.fps.setDecimals(1)
         self.fps.setValue(8)
+        self.scale = self._spin("export_scale", "GIF scale", 1, MAX_SCALE, 1)
+        self.scale.setPrefix("×")
+        self.scale.setToolTip("Enlarge the GIFs this many times; each pixel becomes a square block (nearest "
+                              "neighbour), so small images stay sharp")
         self.seed_a = self._spin("export_seed_a", "Interpolation start seed", 0, _MAX_SEED, 0)
         self.seed_b = self._spin("export_seed_b", "Interpolation end seed", 0, _MAX_SEED, 1)
         self.steps = self._spin("export_steps", "Interpolation steps", 2, MAX_STEPS, 10)
@@ -143,19 +133,29 @@ class ExportDialog(QDialog):
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.AcceptRole)
         self._named(self.export_button, "export_button", "Export")
         self.export_button.setDefault(True)
+        self.open_button = self.buttons.addButton("Open folder", QDialogButtonBox.ActionRole)
+        self._named(self.open_button, "export_open_folder", "Open the output folder")
+        self.open_button.setToolTip("Show the exported files in the system's file manager")
+        self.open_button.hide()  # until an export has written something
         self.close_button = self.buttons.addButton(QDialogButtonBox.Close)
         self._named(self.close_button, "export_close", "Close")
 
     def _create_layout(self) -> None:
         kinds = QGroupBox("What to write")
         grid = QGridLayout(kinds)
-        for i, box in enumerate((self.grid_box, self.singles_box, self.gif_box, self.interp_box)):
+        for i, box in enumerate((self.grid_box, self.singles_box, self.gif_box, self.interp_box,
+                                 self.torchscript_box, self.onnx_box)):
             grid.addWidget(box, i // 2, i % 2)
+        source = QHBoxLayout()
+        source.addWidget(QLabel("From:"))
+        source.addWidget(self.checkpoint)
+        source.addStretch(1)
         images = QGroupBox("Images")
         form = QFormLayout(images)
         form.addRow("Per class:" if self.classes else "How many:", self.count)
         form.addRow("Seed:", self.seed)
         form.addRow("GIF frames/s:", self.fps)
+        form.addRow("GIF scale:", self.scale)
         self.interp_group = QGroupBox("Interpolation")
         form = QFormLayout(self.interp_group)
         form.addRow("From seed:", self.seed_a)
@@ -168,7 +168,9 @@ class ExportDialog(QDialog):
         side.addWidget(images, 1)
         side.addWidget(self.interp_group, 1)
         self.class_group = QGroupBox("Classes (grid rows)")
-        QVBoxLayout(self.class_group).addWidget(self.class_list)
+        classes = QVBoxLayout(self.class_group)
+        classes.addWidget(self.class_list)
+        classes.addWidget(self.row_names)
         self.class_group.setVisible(bool(self.classes))
         out = QGroupBox("Output folder")
         row = QHBoxLayout(out)
@@ -176,13 +178,16 @@ class ExportDialog(QDialog):
         row.addWidget(self.browse)
         layout = QVBoxLayout(self)
         layout.setSizeConstraint(QLayout.SetMinimumSize)  # grow when the error or result wraps to more lines
-        for item in (self.source, kinds, side, self.class_group, out, self.progress, self.error, self.status,
-                     self.buttons):
+        for item in (source, self.source, kinds, side, self.class_group, out, self.progress, self.error,
+                     self.status, self.buttons):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
 
     def _connect(self) -> None:
-        for box in (self.grid_box, self.singles_box, self.gif_box, self.interp_box):
+        for box in (self.grid_box, self.singles_box, self.gif_box, self.interp_box, self.torchscript_box,
+                    self.onnx_box):
             box.toggled.connect(self._update_enabled)
+        self.checkpoint.currentIndexChanged.connect(self.refresh_checkpoint)
+        self.open_button.clicked.connect(self.open_folder)
         self.interp_format.currentIndexChanged.connect(self._update_enabled)
         self.class_list.itemChanged.connect(self._update_enabled)
         self.browse.clicked.connect(self.choose_folder)
@@ -204,14 +209,22 @@ class ExportDialog(QDialog):
     @Slot()
     def refresh_checkpoint(self) -> None:
         """Re-read which checkpoint exports come from (the main window calls this after saving one)."""
+        best = self.checkpoint.model().item(1)
+        has_best = (self.run_dir / "checkpoints" / "best.pt").is_file()
+        best.setEnabled(has_best)
+        best.setToolTip("" if has_best else "No best.pt yet: it is written when an evaluation beats every one before")
+        if not has_best and self.checkpoint.currentData() == "best":
+            self.checkpoint.setCurrentIndex(0)  # re-enters this slot for last.pt
+            return
+        which = self.checkpoint.currentData()
         try:
-            step = checkpoint_step(self.run_dir)
+            step = checkpoint_step(self.run_dir, which)
             self.has_checkpoint = True
-            self.source.setText(f"From <b>checkpoints/last.pt</b> of the run <b>{html.escape(self.run_dir.name)}</b>, "
-                                f"saved at step <b>{step:,}</b>")
+            self.source.setText(f"From <b>checkpoints/{which}.pt</b> of the run "
+                                f"<b>{html.escape(self.run_dir.name)}</b>, saved at step <b>{step:,}</b>")
         except ExportError as err:
             self.has_checkpoint = False
-            self.source.setText(f"<b>Nothing to export yet.</b> {html.escape(_sentence(str(err)))}")
+            self.source.setText(f"<b>Nothing to export yet.</b> {html.escape(sentence(str(err)))}")
         samples = len(sample_files(self.run_dir))
         self.gif_box.setText(f"Progress GIF ({samples} sample grid{'s' * (samples != 1)})")
         self.gif_box.setEnabled(samples > 0)
@@ -225,12 +238,15 @@ class ExportDialog(QDialog):
         images = self.grid_box.isChecked() or self.singles_box.isChecked()
         interp = self.interp_box.isChecked()
         animated = self.gif_box.isChecked() or (interp and self.interp_format.currentData() == "gif")
+        models = self.torchscript_box.isChecked() or self.onnx_box.isChecked()
         self.count.setEnabled(images)
         self.seed.setEnabled(images)
         self.fps.setEnabled(animated)
+        self.scale.setEnabled(animated)
         self.interp_group.setEnabled(interp)
         self.class_group.setEnabled(images or interp)
-        chosen = images or interp or self.gif_box.isChecked()
+        self.row_names.setEnabled(self.grid_box.isChecked())
+        chosen = images or interp or self.gif_box.isChecked() or models
         self.export_button.setEnabled(self.has_checkpoint and chosen and not running)
         self.export_button.setText("Exporting…" if running else "Export")
 
@@ -257,7 +273,9 @@ class ExportDialog(QDialog):
             interpolation=self.interp_format.currentData() if self.interp_box.isChecked() else None,
             n=self.count.value(), seed=self.seed.value(), fps=self.fps.value(),
             seeds=(self.seed_a.value(), self.seed_b.value()), steps=self.steps.value(), rows=self.rows.value(),
-            mode=self.mode.currentData(), classes=self.chosen_classes())
+            mode=self.mode.currentData(), classes=self.chosen_classes(), checkpoint=self.checkpoint.currentData(),
+            torchscript=self.torchscript_box.isChecked(), onnx=self.onnx_box.isChecked(), scale=self.scale.value(),
+            row_names=bool(self.classes) and self.row_names.isChecked())
 
     def chosen_classes(self) -> tuple[int, ...] | None:
         """The checked classes; None when the run is unconditional or every class is checked (the default)."""
@@ -268,6 +286,13 @@ class ExportDialog(QDialog):
         if not chosen and (self.grid_box.isChecked() or self.singles_box.isChecked() or self.interp_box.isChecked()):
             raise ExportError("choose at least one class")
         return chosen or None
+
+    @Slot()
+    def open_folder(self) -> bool:
+        """Show the last export's folder in the system's file manager; False when there is none (yet)."""
+        if self.written_folder is None or not self.written_folder.is_dir():
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.written_folder)))
 
     # --- running -------------------------------------------------------------------------------------
     @Slot()
@@ -284,6 +309,7 @@ class ExportDialog(QDialog):
             self._show_error(str(err))
             return False
         self._outcome = None
+        self._plan_folder = plan.outputs()[0].parent
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self._worker = worker = ExportWorker(plan)
@@ -329,17 +355,19 @@ class ExportDialog(QDialog):
         if isinstance(outcome, list):
             self.progress.setValue(self.progress.maximum())
             # names only (the folder is in the box above): a long path cannot wrap and would be clipped
-            names = ", ".join(_short(Path(p)) for p in outcome)
+            names = ", ".join(short_name(Path(p)) for p in outcome)
             self.status.setText(f"Wrote {len(outcome)} export{'s' * (len(outcome) != 1)} to the output folder: "
                                 f"{names}")
             self.status.setToolTip("\n".join(outcome))
+            self.written_folder = self._plan_folder
+            self.open_button.show()
             self.finished_export.emit(outcome)
         else:
             self._show_error(outcome or "export stopped")
             self.failed_export.emit(outcome or "export stopped")
 
     def _show_error(self, message: str) -> None:
-        self.error.setText(_sentence(message))
+        self.error.setText(sentence(message))
         self.error.setVisible(bool(message))
 
     # --- closing: never leave the thread running ------------------------------------------------------
@@ -350,24 +378,3 @@ class ExportDialog(QDialog):
     def closeEvent(self, event) -> None:  # close() on a hidden dialog does not go through done()
         self.cancel_export()
         super().closeEvent(event)
-
-
-def _run_classes(run_dir: Path) -> list[str]:
-    """Class names of a conditional run, from its config.toml (a small file: read in the GUI thread)."""
-    from ganstudio.config import ConfigError, RunConfig
-    from ganstudio.families import family_of
-
-    try:
-        config = RunConfig.load(run_dir / "config.toml")
-    except ConfigError:
-        return []  # no run config yet: exports say what is missing
-    return class_names(config) if family_of(config).conditional else []
-
-
-def _sentence(message: str) -> str:
-    """Engine messages start in lower case to follow ``error:`` on a command line; here they stand alone."""
-    return message[:1].upper() + message[1:]
-
-
-def _short(path: Path) -> str:
-    return f"{path.name}/" if path.is_dir() else path.name

@@ -8,13 +8,73 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QSpinBox, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
 from ganstudio.gui import threads
 from ganstudio.gui.form_schema import FieldSpec
 
 log = logging.getLogger(__name__)
+ERROR_COLOR = "#c62828"
+
+
+# Text editing keys a field keeps even when a window action shares them; any other Ctrl/Alt chord or function
+# key goes to the window's actions (Ctrl+E is Export, not X11's "end of line"; F5 is Start).
+_CLIPBOARD_KEYS = tuple(getattr(QKeySequence.StandardKey, name) for name in (
+    "Copy", "Cut", "Paste", "Undo", "Redo", "SelectAll"))
+_MOVING_KEYS = tuple(getattr(QKeySequence.StandardKey, name) for name in (
+    "Delete", "Backspace", "DeleteStartOfWord", "DeleteEndOfWord", "MoveToNextWord", "MoveToPreviousWord",
+    "SelectNextWord", "SelectPreviousWord", "MoveToStartOfLine", "MoveToEndOfLine", "SelectStartOfLine",
+    "SelectEndOfLine"))
+_CHORD = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
+
+
+class KeyGuard(QObject):
+    """Lets the window's shortcuts through a focused field instead of the field eating them.
+
+    A field that never takes a space (a number, a device name) passes Space on to the window, where it is
+    Pause/Resume, and never inserts it: after Tab a field's text is selected, and a space typed over it
+    would silently empty a learning rate. Every field passes Ctrl/Alt chords and function keys that are not
+    text editing keys (Ctrl+E, F5, Shift+F5...). Qt asks the focused widget first (``ShortcutOverride``);
+    leaving that event unaccepted sends the key to the window's shortcut map.
+    """
+
+    def __init__(self, parent: QObject, *, takes_space: bool) -> None:
+        super().__init__(parent)
+        self.takes_space = takes_space
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            return False
+        space = event.key() == Qt.Key.Key_Space and not event.modifiers() & _CHORD
+        if space and not self.takes_space:
+            event.ignore()  # unaccepted override: the shortcut map tries Space; a key press is dropped
+            return True
+        if kind == QEvent.Type.ShortcutOverride and self._for_the_window(event):
+            event.ignore()
+            return True
+        return False
+
+    @staticmethod
+    def _for_the_window(event: QKeyEvent) -> bool:
+        key = event.key()
+        if not Qt.Key.Key_F1 <= key <= Qt.Key.Key_F35 and not event.modifiers() & _CHORD:
+            return False  # plain typing and navigation stay in the field
+        if any(event.matches(standard) for standard in _CLIPBOARD_KEYS):
+            return False
+        # Ctrl+letter moves (Ctrl+E, Ctrl+A on X11) are emacs habits; Ctrl+Left, Ctrl+Backspace stay
+        letter = Qt.Key.Key_A <= key <= Qt.Key.Key_Z
+        return letter or not any(event.matches(standard) for standard in _MOVING_KEYS)
+
+
+def guard_keys(editor: QWidget, *, takes_space: bool) -> None:
+    """Install a KeyGuard on ``editor`` (and the text box inside an editable combo box)."""
+    guard = KeyGuard(editor, takes_space=takes_space)
+    editor.installEventFilter(guard)
+    if isinstance(editor, QComboBox) and editor.lineEdit() is not None:
+        editor.lineEdit().installEventFilter(guard)
 
 
 class Combo(QComboBox):
@@ -226,6 +286,9 @@ def make_editor(spec: FieldSpec) -> QWidget:
             editor.setPlaceholderText("none")
     if spec.kind in ("choice", "spin", "device"):
         editor.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    if spec.kind in ("spin", "int", "float", "device", "text", "path"):
+        # numbers and device names never contain a space: Space there is the window's Pause/Resume
+        guard_keys(editor, takes_space=spec.kind in ("text", "path"))
     editor.setObjectName(spec.key)
     editor.setAccessibleName(spec.title)
     if spec.kind == "device":  # its text box is an input of its own, for automation and screen readers
@@ -275,3 +338,16 @@ def write_value(spec: FieldSpec, editor: QWidget, value: Any) -> None:
         editor.setText("")
     else:
         editor.setText(repr(value) if isinstance(value, float) else str(value))  # repr: shortest exact float
+
+
+def mark_invalid(editor: QWidget, label: QLabel, messages: list[str]) -> None:
+    """Frame ``editor`` in red and show ``messages`` under it, or clear both when there are none."""
+    invalid = bool(messages)
+    if bool(editor.property("invalid")) != invalid:
+        editor.setProperty("invalid", invalid)
+        qt_class = next(c.__name__ for c in type(editor).__mro__ if c.__module__.startswith("PySide6"))
+        # a type selector styles the editor itself and not, say, a combo box's popup list
+        editor.setStyleSheet(f"{qt_class} {{ border: 1px solid {ERROR_COLOR}; border-radius: 2px; }}"
+                             if invalid else "")
+    label.setText("\n".join(messages))
+    label.setVisible(invalid)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ganstudio.catalog import FIELD_CHOICES
+from ganstudio.catalog import FIELD_CHOICES, LOSS_CHOICES
 from ganstudio.config import RunConfig, allowed
 
 _INT32 = (-(2**31), 2**31 - 1)  # QSpinBox holds a C int; wider ranges (a 64-bit seed) get a text box
@@ -40,6 +40,43 @@ class FieldSpec:
         if self.live:
             lines.append("Can change while training.")
         return "\n".join(line for line in lines if line)
+
+
+def _loss_does(flag: str):
+    """A rule: the field counts when the chosen loss has ``flag`` (a ``catalog.LossChoice`` capability)."""
+    return lambda value: bool(getattr(LOSS_CHOICES.get(value("loss.name")), flag, False))
+
+
+def _resnet_body(value) -> bool:
+    d_arch = value("model.d_arch")
+    return "resnet" in (value("model.arch"), value("model.arch") if d_arch == "same" else d_arch)
+
+
+# Fields that do something only under some other field's value: shown only then (their values are kept).
+# The family's own rules (families.Family.hidden) come first; these add the ones within a family.
+CONDITIONS: dict[str, Any] = {
+    "loss.gp_weight": _loss_does("gradient_penalty"),
+    "loss.clip_value": _loss_does("clip_weights"),
+    "loss.label_smoothing": _loss_does("label_smoothing"),
+    "model.attention": _resnet_body,
+    "optim.beta1": lambda value: value("optim.name") == "adam",
+    "optim.beta2": lambda value: value("optim.name") == "adam",
+    "optim.momentum": lambda value: value("optim.name") in ("sgd", "rmsprop"),
+    "optim.schedule_steps": lambda value: value("optim.schedule") != "constant",
+    "data.path": lambda value: value("data.source") == "folder",
+    "data.import_from": lambda value: str(value("data.source")).startswith("torchvision:"),
+    "data.download": lambda value: str(value("data.source")).startswith("torchvision:"),
+    "train.cuda_graphs": lambda value: bool(value("train.compile")),
+}
+# The fields those conditions read: an edit of one of them shows or hides others
+CONDITION_INPUTS = frozenset({"loss.name", "model.arch", "model.d_arch", "optim.name", "optim.schedule",
+                              "data.source", "train.compile"})
+
+
+def condition_holds(key: str, value) -> bool:
+    """Whether ``key`` does something given the other fields (``value(dotted key)`` reads one)."""
+    rule = CONDITIONS.get(key)
+    return rule is None or rule(value)
 
 
 def form_sections() -> list[tuple[str | None, str, list[FieldSpec]]]:

@@ -4,8 +4,8 @@ History lives on disk (the run folder's sample grids, and for autoencoders and V
 beside their reconstructions, each laid out as its row of samples/index.jsonl says); only the last few
 snapshots' decoded grids are kept in memory (an LRU) and older ones are read back from their files when
 shown. A click on an image opens it large. A snapshot's ``columns`` sets the images per row (a cgan: one
-row per class, named in the enlarged image's caption); reconstructions, when a run has them, show under
-the samples for the same step.
+row per class, its name left of the row and in the enlarged image's caption, from ``set_class_names``);
+reconstructions, when a run has them, show under the samples for the same step.
 
 The grid and enlarged-image widgets are in ``grid_view.py``; the layout itself is ``ganstudio.grids``.
 """
@@ -66,6 +66,7 @@ class SampleGallery(QWidget):
         # as a file (no images, no index row) is laid out like it
         self._layouts: dict[tuple[str, int, int], GridGeometry] = {}
         self._dialog: EnlargedImage | None = None
+        self.class_names: list[str] = []  # a cgan run's, by class number; numbers stand in for missing ones
         self.view = GridView()
         self.view.cell_clicked.connect(lambda i: self._on_cell_clicked(SAMPLES, i))
         self.recon_view = GridView(name="reconstruction_grid", accessible="Reconstruction grid")
@@ -175,6 +176,18 @@ class SampleGallery(QWidget):
         if self._dialog is not None:
             self._dialog.hide()
         self._refresh(follow=True)
+
+    def set_class_names(self, names: Iterable[str] | None) -> None:
+        """The run's class names (``export_checks.class_names``), for the rows of a conditional grid."""
+        self.class_names = list(names or [])
+        if self._shown is not None and self.view.image is not None:
+            self.view.set_grid(self.view.image, self.view.geometry_, row_labels=self._row_labels(self._shown))
+
+    def class_name(self, k: int) -> str:
+        return self.class_names[k] if 0 <= k < len(self.class_names) else f"class {k}"
+
+    def _row_labels(self, snapshot: Snapshot) -> list[str]:
+        return [self.class_name(k) for k in snapshot.row_classes or ()]
 
     def snapshot_count(self) -> int:
         return len(self._snapshots)
@@ -298,7 +311,7 @@ class SampleGallery(QWidget):
         if grid is None:
             self.view.set_grid(None, None, f"{snapshot.path} could not be read")
         else:
-            self.view.set_grid(to_qimage(grid), snapshot.geometry)
+            self.view.set_grid(to_qimage(grid), snapshot.geometry, row_labels=self._row_labels(snapshot))
         recon = self._grid(snapshot, RECON) if snapshot.has_recon else None
         if recon is not None:
             self.recon_view.set_grid(to_qimage(recon), snapshot.recon_geometry)
@@ -319,7 +332,9 @@ class SampleGallery(QWidget):
             pair, side = divmod(index, 2)
             what = f"{'reconstruction of held-out image' if side else 'held-out image'} {pair + 1} of {geometry.n // 2}"
         elif snapshot.row_classes and index // geometry.ncol < len(snapshot.row_classes):
-            what = f"image {index + 1} of {geometry.n}, class {snapshot.row_classes[index // geometry.ncol]}"
+            k = snapshot.row_classes[index // geometry.ncol]
+            name = self.class_name(k)
+            what = f"image {index + 1} of {geometry.n}, class {k}" + (f" ({name})" if name != f"class {k}" else "")
         self._dialog.show_image(geometry.crop(grid, index), snapshot.step, index, geometry.n, what)
         self._dialog.show()
         self._dialog.raise_()

@@ -1,5 +1,6 @@
 """The widgets that show one sample grid: ``GridView`` (the grid scaled to fit, reporting the image
-clicked) and ``EnlargedImage`` (one image of it, large and pixel-exact), and ``to_qimage``.
+clicked, a conditional grid's rows named on its left) and ``EnlargedImage`` (one image of it, large and
+pixel-exact), and ``to_qimage``.
 
 They know a grid only as pixels and a ``GridGeometry``; the history of grids is ``gallery.py``'s.
 """
@@ -26,8 +27,13 @@ def to_qimage(array: np.ndarray) -> QImage:
     return QImage(data.data, w, h, data.strides[0], fmt).copy()
 
 
+LABEL_GAP = 6          # px between a row's name and the grid
+LABEL_SHARE = 0.35     # the names take at most this share of the width; longer ones are elided
+
+
 class GridView(QWidget):
-    """Paints one grid scaled to fit, aspect kept, nearest neighbour; reports the image clicked."""
+    """Paints one grid scaled to fit, aspect kept, nearest neighbour; reports the image clicked. With
+    ``row_labels`` (a cgan grid's class names, one per row) the names stand right-aligned left of their rows."""
 
     cell_clicked = Signal(int)
 
@@ -41,18 +47,30 @@ class GridView(QWidget):
         self.geometry_: GridGeometry | None = None
         self.message = "no samples yet"
         self.pairs = False  # (real, reconstruction) pairs: a gap in the window's colour between pairs
+        self.row_labels: list[str] = []
 
-    def set_grid(self, image: QImage | None, geometry: GridGeometry | None, message: str = "") -> None:
+    def set_grid(self, image: QImage | None, geometry: GridGeometry | None, message: str = "",
+                 row_labels: list[str] | None = None) -> None:
         self.image, self.geometry_, self.message = image, geometry, message
+        self.row_labels = list(row_labels or [])
         self.update()
 
+    def label_width(self) -> int:
+        """Pixels on the left kept for the rows' names (0 without names)."""
+        if not self.row_labels or self.image is None:
+            return 0
+        metrics = self.fontMetrics()
+        widest = max(metrics.horizontalAdvance(text) for text in self.row_labels) + LABEL_GAP + 2  # rounding
+        return min(widest, int(self.width() * LABEL_SHARE))
+
     def target_rect(self) -> QRectF:
-        """Where the grid is drawn: as large as fits, centred."""
+        """Where the grid is drawn: as large as fits beside the rows' names, centred."""
         if self.image is None:
             return QRectF()
-        scale = min(self.width() / self.image.width(), self.height() / self.image.height())
+        left = self.label_width()
+        scale = min((self.width() - left) / self.image.width(), self.height() / self.image.height())
         w, h = self.image.width() * scale, self.image.height() * scale
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        return QRectF(left + (self.width() - left - w) / 2, (self.height() - h) / 2, w, h)
 
     def widget_pos(self, grid_x: float, grid_y: float) -> QPoint:
         """The widget position of grid pixel (x, y) (for tests and tooltips)."""
@@ -77,7 +95,21 @@ class GridView(QWidget):
                 for col in range(2, geo.ncol, 2):
                     x = rect.x() + col * (geo.cell_w + geo.pad) * scale
                     painter.fillRect(QRectF(x, rect.y(), geo.pad * scale, rect.height()), gap)
+            if self.row_labels and geo is not None:
+                self._paint_labels(painter, rect, geo)
         painter.end()
+
+    def _paint_labels(self, painter: QPainter, rect: QRectF, geo: GridGeometry) -> None:
+        """Each row's name, right-aligned against the grid at the row's middle; elided when too long."""
+        scale = rect.width() / self.image.width()
+        metrics = self.fontMetrics()
+        width = rect.x() - LABEL_GAP
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        for row, text in enumerate(self.row_labels[:geo.nrow]):
+            middle = rect.y() + (geo.pad + row * (geo.cell_h + geo.pad) + geo.cell_h / 2) * scale
+            box = QRectF(0, middle - metrics.height(), width, 2 * metrics.height())
+            shown = metrics.elidedText(text, Qt.TextElideMode.ElideRight, int(width))
+            painter.drawText(box, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, shown)
 
     def mouseReleaseEvent(self, event) -> None:
         rect = self.target_rect()

@@ -6,6 +6,11 @@ sample, class, directions, slider values) and shows the uint8 image that comes b
 throttled to one request per ``THROTTLE_MS`` and the worker renders only the latest request, so a fast
 drag never queues up stale images. Nothing loads while the dock is hidden.
 
+While training runs (``set_live(True)``) the explorer needs no checkpoint: it asks the running training for
+its generator (``live_requested``; the studio passes it to the engine as ``Control.request("snapshot")``)
+and explores the weights that come back (``show_snapshot``, an engine ``GeneratorSnapshot``), the EMA copy
+when the run keeps one. Refresh takes them again; once training ends, Reload reads the checkpoint.
+
 The worker and the plain data it exchanges with the dock are in ``latent_worker.py``.
 """
 
@@ -32,6 +37,9 @@ SLIDER_STEPS = 30     # a slider runs from -3σ to +3σ in steps of 0.1σ
 THROTTLE_MS = 15      # at most ~60 render requests a second while a slider is dragged
 IMAGE_SIDE = 224      # the image is scaled up (nearest neighbour) to about this many pixels
 SOURCE_TITLES = {"fixed": "Grid image", "real": "Real image", "seed": "Seed"}
+_NO_RUN = "Open or start a run: the explorer shows its last checkpoint, or the live weights while it trains."
+_RELOAD_TIP = "Read the run's checkpoints/last.pt again (training saves a newer one)"
+_LIVE_TIP = "Take the generator's current weights from the running training (the EMA copy when kept)"
 _MAX_SEED = 2**31 - 1
 
 
@@ -39,7 +47,9 @@ class LatentDock(QWidget):
     """Pick a sample, move it along k latent directions with sliders, see the image change."""
 
     image_shown = Signal()  # a rendered image (or a message) is on screen; tests wait on it
+    live_requested = Signal()  # wants the running training's generator: answered through show_snapshot
     _load_requested = Signal(int, str)
+    _live_load_requested = Signal(int, str, object)
 
     def __init__(self, current_run: Callable[[], Path | None] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +60,8 @@ class LatentDock(QWidget):
         self.info: LoadedRun | None = None
         self._run_id = 0
         self._loaded_dir: Path | None = None
+        self.live = False  # a training is running: explore its weights, not the checkpoint
+        self._awaiting: int | None = None  # the load (run id) waiting for the training's weights
         self._thread = self._worker = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -59,14 +71,14 @@ class LatentDock(QWidget):
         self._create_layout()
         self._connect()
         self._set_enabled(False)
-        self._show_message("Open or start a run: the explorer shows its last checkpoint.")
+        self._show_message(_NO_RUN)
 
     # --- building ------------------------------------------------------------------------------------
     def _create_widgets(self) -> None:
         self.header = _named(QLabel(), "latent_header", "Explored run")
         self.header.setWordWrap(True)
         self.reload_button = _named(QPushButton("Reload"), "latent_reload", "Reload the last checkpoint")
-        self.reload_button.setToolTip("Read the run's checkpoints/last.pt again (training saves a newer one)")
+        self.reload_button.setToolTip(_RELOAD_TIP)
         self.source = _named(QComboBox(), "latent_source", "Sample source")
         self.index = _named(QSpinBox(), "latent_index", "Sample number or seed")
         self.class_box = _named(QComboBox(), "latent_class", "Class")
@@ -139,7 +151,8 @@ class LatentDock(QWidget):
 
     @Slot()
     def reload(self) -> None:
-        """Read the run's last checkpoint again (in the background) and show the same choice from it."""
+        """Read the run's last checkpoint again (in the background), or while training runs ask for its
+        current weights, and show the same choice from them."""
         if self.current_run is not None:
             current = self.current_run()
             self.run_dir = Path(current) if current is not None else None
@@ -147,14 +160,41 @@ class LatentDock(QWidget):
         self._run_id += 1
         self.info = None
         self._set_enabled(False)
+        self._awaiting = None
+        if self.live:
+            self.header.setText(f"<b>{html.escape(self.run_dir.name if self.run_dir else 'training')}</b>")
+            self._show_message("Taking the generator's weights from the running training…")
+            self._awaiting = self._run_id
+            self.live_requested.emit()  # answered between two steps, paused or not
+            return
         if self.run_dir is None:
             self.header.setText("No run")
-            self._show_message("Open or start a run: the explorer shows its last checkpoint.")
+            self._show_message(_NO_RUN)
             return
         self.header.setText(f"<b>{html.escape(self.run_dir.name)}</b>")
         self._show_message("Loading checkpoints/last.pt…")
         self._ensure_thread()
         self._load_requested.emit(self._run_id, str(self.run_dir))
+
+    def set_live(self, live: bool) -> None:
+        """Whether a training is running: while it is, (re)loading takes its weights instead of a checkpoint."""
+        if live == self.live:
+            return
+        self.live = live
+        self.reload_button.setText("Refresh" if live else "Reload")
+        self.reload_button.setToolTip(_LIVE_TIP if live else _RELOAD_TIP)
+        if self.isVisible() and (live or self._awaiting is not None):
+            self.reload()  # training began: explore it; or it ended before answering: the checkpoint
+
+    @Slot(object)
+    def show_snapshot(self, snapshot) -> None:
+        """The running training's generator (an engine ``GeneratorSnapshot``), asked for by ``reload``."""
+        if self._awaiting != self._run_id:
+            return  # not asked for, or a newer reload is under way
+        self._awaiting = None
+        self._ensure_thread()
+        name = self.run_dir.name if self.run_dir is not None else "training"
+        self._live_load_requested.emit(self._run_id, name, snapshot)
 
     def shutdown(self) -> None:
         """Stop the background thread (waits for a load in progress); the main window calls it on close."""
@@ -185,7 +225,9 @@ class LatentDock(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         current = self.current_run() if self.current_run is not None else self.run_dir
-        if current is not None and (Path(current) != self._loaded_dir or self.info is None and self._thread is None):
+        if self.live and self._awaiting is None:
+            self.reload()  # the weights have moved on since the dock was last shown
+        elif current is not None and (Path(current) != self._loaded_dir or self.info is None and self._thread is None):
             self.run_dir = Path(current)
             self.reload()
 
@@ -200,7 +242,8 @@ class LatentDock(QWidget):
             return  # an older load finished after a newer one was asked for
         self.info = info
         ema = " · EMA weights" if info.ema else ""
-        self.header.setText(f"<b>{html.escape(info.name)}</b> · step {info.step:,} · {info.family}{ema}")
+        live = " · live" if info.live else ""
+        self.header.setText(f"<b>{html.escape(info.name)}</b> · step {info.step:,}{live} · {info.family}{ema}")
         self._fill_choices(info)
         self._set_enabled(True)
         self._show_message("")
@@ -230,6 +273,7 @@ class LatentDock(QWidget):
             return
         self._worker = worker = LatentWorker()
         self._load_requested.connect(worker.load)
+        self._live_load_requested.connect(worker.load_live)
         worker.loaded.connect(self._on_loaded)
         worker.rendered.connect(self._on_rendered)
         worker.failed.connect(self._on_failed)

@@ -1,6 +1,6 @@
-"""The latent explorer's background half: ``LatentWorker`` (in the dock's thread, it reads the checkpoint,
-finds the directions and renders) and the plain data it exchanges with the dock (``View`` requests in,
-``LoadedRun`` and uint8 images out).
+"""The latent explorer's background half: ``LatentWorker`` (in the dock's thread, it reads the checkpoint
+or takes the live weights a running training sent, finds the directions and renders) and the plain data it
+exchanges with the dock (``View`` requests in, ``LoadedRun`` and uint8 images out).
 
 Everything torch does for the explorer happens here, imported lazily, so opening the dock's module costs
 no torch import.
@@ -42,6 +42,7 @@ class LoadedRun:
     sources: tuple[str, ...]
     sizes: dict[str, int] = field(default_factory=dict)
     classes: tuple[str, ...] = ()     # a conditional run's class names; empty otherwise
+    live: bool = False                # the weights of a running training (a GeneratorSnapshot), not a checkpoint
 
 
 class LatentWorker(QObject):
@@ -77,23 +78,47 @@ class LatentWorker(QObject):
 
     @Slot(int, str)
     def load(self, run_id: int, run_dir: str) -> None:
-        from ganstudio.export import class_names
-        from ganstudio.families import family_of
+        """Explore the run's checkpoints/last.pt."""
         from ganstudio.latent import RunExplorer
 
+        self._forget(run_id)
+        try:
+            self._adopt(run_id, Path(run_dir).name, RunExplorer.load(run_dir), live=False)
+        except Exception as err:  # noqa: BLE001 - shown in the dock, never raised out of a slot
+            self.failed.emit(run_id, _message(err))
+
+    @Slot(int, str, object)
+    def load_live(self, run_id: int, name: str, snapshot) -> None:
+        """Explore a running training's G (an engine ``GeneratorSnapshot``: its weights on the CPU). An
+        autoencoder's live decoder is explored from noise: the snapshot carries no encoder."""
+        from ganstudio.latent import RunExplorer
+        from ganstudio.models import build_models
+
+        self._forget(run_id)
+        try:
+            config = snapshot.config
+            g, _ = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
+            g.load_state_dict(snapshot.state)
+            run = RunExplorer(config, g.eval(), step=snapshot.step, ema=snapshot.ema)
+            self._adopt(run_id, name, run, live=True)
+        except Exception as err:  # noqa: BLE001
+            self.failed.emit(run_id, _message(err))
+
+    def _forget(self, run_id: int) -> None:
         self.run_id, self.run, self.explorer = run_id, None, None
         self._base_key = self._dir_key = None
         self._directions = {}
-        try:
-            run = RunExplorer.load(run_dir)
-            family = family_of(run.config)
-            self.run = run
-            self.loaded.emit(LoadedRun(
-                run_id, Path(run_dir).name, run.step, family.title, run.ema, min(K, run.g.z_dim), run.sources,
-                {s: run.source_size(s) for s in run.sources},
-                tuple(class_names(run.config)) if family.conditional else ()))
-        except Exception as err:  # noqa: BLE001 - shown in the dock, never raised out of a slot
-            self.failed.emit(run_id, _message(err))
+
+    def _adopt(self, run_id: int, name: str, run, live: bool) -> None:
+        from ganstudio.export_checks import class_names
+        from ganstudio.families import family_of
+
+        family = family_of(run.config)
+        self.run = run
+        self.loaded.emit(LoadedRun(
+            run_id, name, run.step, family.title, run.ema, min(K, run.g.z_dim), run.sources,
+            {s: run.source_size(s) for s in run.sources},
+            tuple(class_names(run.config)) if family.conditional else (), live))
 
     @Slot()
     def _render_latest(self) -> None:

@@ -30,3 +30,15 @@ class LogView(QPlainTextEdit):
         colour = COLOURS[level]
         body = f'<span style="color:{colour}">{level}: {text}</span>' if colour else text
         self.appendHtml(f'<span style="color:gray">{prefix}</span>&nbsp;&nbsp;{body}')
+
+
+FIGURE_NAMES = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
+                "grad_norm_d": "|∇D|", "grad_norm_g": "|∇G|"}
+
+
+def describe_event(event) -> str:
+    """A log line for an engine ``RunEvent``: "paused", or a single step with its own figures."""
+    shown = [(name, event.figures[key]) for key, name in FIGURE_NAMES.items() if key in event.figures]
+    if not shown:
+        return event.text
+    return f"{event.text}: " + ", ".join(f"{name} {value:.4g}" for name, value in shown)

@@ -13,54 +13,25 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QStyle, QToolBar, QWidget
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar,
+                               QWidget)
 
-from ganstudio import __version__
 from ganstudio.config import ConfigError, RunConfig, load_preset
 from ganstudio.gui.arch_preview import ArchitecturePreview
 from ganstudio.gui.config_form import ConfigForm
 from ganstudio.gui.gallery import SampleGallery
+from ganstudio.gui.icons import apply_icons
 from ganstudio.gui.latent_dock import LatentDock
 from ganstudio.gui.log_view import LogView
+from ganstudio.gui.menus import (ACTIONS, FIRST_LAUNCH_HINT, MENUS, TOOLBAR, Overlay, PresetGuard, RecentRuns,
+                                 ShortcutsDialog, about_text, reset_ranges, runs_exist)
 from ganstudio.gui.metrics_panel import MetricsPanel
 from ganstudio.gui.plots import TrainingPlots
 from ganstudio.gui.run_control import RunController
 from ganstudio.gui.status import StatusBar
 from ganstudio.gui.theme import apply_theme
 from ganstudio.gui.threads import preload_torch
-
-# (name, text, shortcut, status tip) — every action is created from this table in one place
-ACTIONS = [
-    ("new_run", "&New run", "Ctrl+N", "Clear the window for a new run with the current settings"),
-    ("open_run", "&Open run…", "Ctrl+O", "Open a run folder: its history, and Start continues it"),
-    ("open_config", "Open &config…", "", "Load settings from a TOML file"),
-    ("save_config", "&Save config as…", "Ctrl+Shift+S", "Save the current settings as a TOML file"),
-    ("export", "&Export…", "Ctrl+E", "Write images, a progress GIF or an interpolation from the run"),
-    ("quit", "&Quit", "Ctrl+Q", "Close the studio (a running training saves a checkpoint first)"),
-    ("start", "&Start", "F5", "Start training (or continue the opened run)"),
-    ("pause", "&Pause", "Space", "Pause or resume training"),
-    ("step", "S&tep", "F10", "Run exactly one D+G step, then stay paused"),
-    ("step_d", "Step &D", "Alt+F10", "Run one discriminator step only"),
-    ("step_g", "Step &G", "Shift+F10", "Run one generator step only"),
-    ("stop", "St&op", "Shift+F5", "Stop training and save a checkpoint"),
-    ("sample_now", "Sample &now", "F6", "Write a sample grid from the fixed noise now"),
-    ("evaluate", "&Evaluate now", "F7", "Measure FID, KID, IS, precision/recall now (in the training thread)"),
-    ("neighbours", "Nearest &neighbours…", "", "Generated images beside their nearest training images"),
-    ("dark", "&Dark theme", "", "Switch between the light and the dark theme"),
-    ("about", "&About", "", "Versions and device"),
-]
-MENUS = {
-    "&File": ["new_run", "open_run", "open_config", "save_config", None, "export", None, "quit"],
-    "&Run": ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "evaluate", "neighbours"],
-    "&View": ["dark"],
-    "&Help": ["about"],
-}
-ICONS = {"start": QStyle.SP_MediaPlay, "pause": QStyle.SP_MediaPause, "step": QStyle.SP_MediaSkipForward,
-         "step_d": QStyle.SP_ArrowRight, "step_g": QStyle.SP_ArrowForward, "stop": QStyle.SP_MediaStop,
-         "sample_now": QStyle.SP_FileDialogContentsView, "export": QStyle.SP_DialogSaveButton,
-         "evaluate": QStyle.SP_FileDialogDetailedView,
-         "open_run": QStyle.SP_DirOpenIcon}
-TOOLBAR = ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "evaluate", "export"]
+from ganstudio.gui.warnings_view import WarningsBadge
 
 
 class MainWindow(QMainWindow):
@@ -80,8 +51,13 @@ class MainWindow(QMainWindow):
         self._create_toolbar()
         self._create_docks()
         self.run = RunController(self, runs_root)
+        self.run.run_changed.connect(self._on_run_changed)
+        self.preset_guard = PresetGuard(self.form, self)  # asks before a preset replaces edits
         self._restore_settings()
         self.run.update_actions()
+        self.hint = Overlay(self.gallery, "first_launch_hint")
+        if not runs_exist(self.run.runs_root):  # until the first run starts, and never once runs exist
+            self.hint.show_text(FIRST_LAUNCH_HINT)
 
     # --- construction ---------------------------------------------------------------------------------
     def _create_widgets(self) -> None:
@@ -94,6 +70,9 @@ class MainWindow(QMainWindow):
         self.latent = LatentDock(current_run=lambda: self.run.run_dir)  # loads only while shown
         self.status = StatusBar()
         self.setStatusBar(self.status)
+        self.warnings = WarningsBadge()  # replaces the status bar's plain count: it opens the list
+        self.status.labels["warnings"].hide()
+        self.status.addPermanentWidget(self.warnings)
         for follower in (self.preview, self.plots, self.metrics):  # each follows the model family
             self.form.config_changed.connect(follower.set_config)
         for follower in (self.plots, self.metrics):  # the preview's first build waits for the first paint
@@ -111,11 +90,10 @@ class MainWindow(QMainWindow):
                 action.setShortcut(QKeySequence(shortcut))
             self.actions[name] = action
         self.actions["dark"].setCheckable(True)
-        for name, icon in ICONS.items():
-            self.actions[name].setIcon(self.style().standardIcon(icon))
         slots = {"new_run": self.new_run, "open_run": self.choose_run, "open_config": self.open_config,
                  "save_config": self.save_config, "export": self.export, "quit": self.close,
-                 "neighbours": self.show_neighbours, "about": self.about}
+                 "save_checkpoint": self.save_checkpoint, "neighbours": self.show_neighbours,
+                 "reset_layout": self.reset_layout, "shortcuts": self.show_shortcuts, "about": self.about}
         for name, slot in slots.items():
             self.actions[name].triggered.connect(slot)
         self.actions["dark"].toggled.connect(self.set_dark)
@@ -127,6 +105,12 @@ class MainWindow(QMainWindow):
             for name in names:
                 menu.addSeparator() if name is None else menu.addAction(self.actions[name])
         self.view_menu = self.menuBar().findChild(type(menu), "menu_view")
+        self.recent = RecentRuns(self.settings)
+        self.recent_menu = QMenu("&Recent runs", self)
+        self.recent_menu.setObjectName("menu_recent")
+        self.recent_menu.aboutToShow.connect(lambda: self.recent.fill(self.recent_menu, self.run.open_run))
+        file_menu = self.menuBar().findChild(QMenu, "menu_file")
+        file_menu.insertMenu(self.actions["open_config"], self.recent_menu)
 
     def _create_toolbar(self) -> None:
         toolbar = QToolBar("Training", self)
@@ -141,6 +125,7 @@ class MainWindow(QMainWindow):
             button.setObjectName(f"toolbar_{name}")
             button.setAccessibleName(self.actions[name].text().replace("&", ""))
         self.addToolBar(toolbar)
+        self.toolbar = toolbar
 
     def _create_docks(self) -> None:
         self.docks: dict[str, QDockWidget] = {}
@@ -171,10 +156,23 @@ class MainWindow(QMainWindow):
         self.docks["plots"].raise_()
         self.setCentralWidget(QWidget())  # docks fill the window; the empty centre takes no space
         self.centralWidget().setMaximumSize(0, 0)
+        self._initial_state = self.saveState()  # what View ▸ Reset layout goes back to
 
     def _default_layout(self) -> None:
         self.resize(1400, 860)
         self._needs_layout = True  # dock sizes apply once the window is shown (showEvent)
+
+    @Slot()
+    def reset_layout(self) -> None:
+        """Docks and the toolbar back where a first start puts them (hidden, floating or moved ones too)."""
+        self.restoreState(self._initial_state)
+        for dock in self.docks.values():
+            dock.setFloating(False)
+        self.toolbar.show()
+        if self.isVisible():
+            self._size_docks()
+        else:
+            self._needs_layout = True
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -193,12 +191,13 @@ class MainWindow(QMainWindow):
     def _after_first_paint(self) -> None:
         """torch and the preview's tables load now, off the GUI thread: the window is up and answers."""
         preload_torch()
+        self.run.update_actions()  # "Loading PyTorch…" until it is in; Export waits for it (gui/readiness.py)
         self.preview.set_config(self.form.config())  # None (an invalid form) is ignored
 
     def _size_docks(self) -> None:
         docks = self.docks
         self.resizeDocks([docks["config"], docks["samples"], docks["plots"]], [400, 440, 560], Qt.Horizontal)
-        self.resizeDocks([docks["config"], docks["architecture"]], [600, 220], Qt.Vertical)
+        self.resizeDocks([docks["config"], docks["architecture"]], [520, 300], Qt.Vertical)  # tables: ~8 rows
         self.resizeDocks([docks["samples"], docks["log"]], [640, 140], Qt.Vertical)
 
     # --- settings -------------------------------------------------------------------------------------
@@ -222,10 +221,32 @@ class MainWindow(QMainWindow):
     # --- File menu ------------------------------------------------------------------------------------
     @Slot()
     def new_run(self) -> None:
+        """A clean slate: nothing of the last run stays (plots and their ranges, warnings, the estimate,
+        the latent explorer's run)."""
         if self.run.busy:
             self.log.add("stop training before starting a new run", "warning")
             return
         self.run.forget_run()
+        self.status.clear_warnings()
+        self.warnings.clear()
+        reset_ranges(self.plots)
+        reset_ranges(self.metrics)
+        estimate = self.preview.findChild(QLabel, "estimate_result")
+        if estimate is not None:
+            estimate.clear()
+        self.latent.reload()  # its run is now None: it says so instead of showing the old one
+
+    @Slot(object)
+    def _on_run_changed(self, run_dir: Path | None) -> None:
+        if run_dir is not None:
+            self.recent.add(run_dir)
+            self.hint.hide()
+
+    @Slot()
+    def save_checkpoint(self) -> None:
+        if self.run.busy:
+            self.run.request_checkpoint()
+            self.log.add("saving a checkpoint at the next step")
 
     @Slot()
     def choose_run(self) -> None:
@@ -289,24 +310,16 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def set_dark(self, dark: bool) -> None:
         apply_theme(dark, self)
+        apply_icons(self.actions, paused=self.status.state == "paused")  # drawn in the new text colour
+
+    @Slot()
+    def show_shortcuts(self) -> None:
+        self.shortcuts_dialog = ShortcutsDialog(self.actions.values(), self)
+        self.shortcuts_dialog.open()
 
     @Slot()
     def about(self) -> None:
-        import platform
-
-        import pyqtgraph
-        import PySide6
-
-        torch_line = "torch: not loaded yet"
-        import sys
-
-        if "torch" in sys.modules:
-            torch = sys.modules["torch"]
-            torch_line = f"torch {torch.__version__} (CUDA {'available' if torch.cuda.is_available() else 'not available'})"
-        text = (f"<b>ganstudio {__version__}</b><br>A training studio for GANs.<br><br>"
-                f"Python {platform.python_version()}<br>{torch_line}<br>PySide6 {PySide6.__version__}<br>"
-                f"pyqtgraph {pyqtgraph.__version__}<br>device: {self.run.device or 'chosen when training starts'}")
-        box = QMessageBox(QMessageBox.Information, "About ganstudio", text, QMessageBox.Ok, self)
+        box = QMessageBox(QMessageBox.Information, "About ganstudio", about_text(self.run.device), QMessageBox.Ok, self)
         box.setObjectName("about_box")
         box.open()
 
@@ -329,14 +342,21 @@ class MainWindow(QMainWindow):
                 return
 
     def closeEvent(self, event) -> None:
-        if getattr(self, "_closing", False):  # a second close (a signal, Ctrl+Q) while the first one waits
+        """Closing while training: stop, and close once the worker has saved its checkpoint and ended. The
+        event is refused meanwhile, so the window keeps painting and says that it is saving; the process
+        exits as soon as the checkpoint is safe, not after a fixed wait."""
+        if self.run.busy:
             event.ignore()
+            if not getattr(self, "_closing", False):  # a second close (Ctrl+Q, a signal) just waits too
+                self._closing = True
+                # the thread's end, not the worker's finished: that one may already be queued, unseen by a new slot
+                self.run.session.thread.finished.connect(self._close_when_stopped)
+                self.run.stop()
+                self.status.showMessage("saving a checkpoint before closing…")
+                self.saving = Overlay(self, "saving_overlay")
+                self.saving.show_text("Saving a checkpoint before closing…")
             return
-        self._closing = True
-        try:
-            self.run.shutdown()  # stops training (or its start-up), saves a checkpoint, joins the thread
-        finally:
-            self._closing = False
+        self.run.shutdown()  # joins a thread that has already ended (or never started)
         self.latent.shutdown()
         for dialog in (getattr(self, "neighbours_dialog", None), getattr(self, "export_dialog", None)):
             if dialog is not None:
@@ -344,6 +364,11 @@ class MainWindow(QMainWindow):
         self.preview.close()
         self.save_settings()
         super().closeEvent(event)
+
+    @Slot()
+    def _close_when_stopped(self) -> None:
+        self._closing = False
+        QTimer.singleShot(0, self.close)  # from the event loop, after the controller's own finished slot
 
 
 def default_settings() -> QSettings:

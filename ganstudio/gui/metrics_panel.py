@@ -67,15 +67,18 @@ class MetricsPanel(QWidget):
         layout.addWidget(self.view, 1)
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.names: dict[str, str] = {}  # legend text per key; the legend lists only measured ones
         for name, (title, series) in PANELS.items():
             plot = pg.PlotItem(title=title)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setToolTip(TIPS.get(name, ""))
             if len(series) > 1:
-                plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+                # top left: evaluations arrive at the right, and the legend must not cover the newest
+                plot.addLegend(offset=(5, 5), labelTextSize="8pt")
             for key, legend, colour in series:
                 self.curves[key] = plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
-                                             symbolBrush=colour, name=legend)
+                                             symbolBrush=colour)
+                self.names[key] = legend
             self.plots[name] = plot
         self._shown: tuple[str, ...] = ()
         self._arrange()
@@ -117,10 +120,17 @@ class MetricsPanel(QWidget):
                   if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
         return [p[0] for p in points], [p[1] for p in points]
 
+    def legend_names(self, panel: str) -> list[str]:
+        """What the legend of ``panel`` lists (only the metrics that were measured)."""
+        legend = self.plots[panel].legend
+        return [label.text for _sample, label in legend.items] if legend is not None else []
+
     def _redraw(self) -> None:
         for key, curve in self.curves.items():
             curve.setData(*self._points(key))
         self._arrange()
+        for name, (_title, series) in PANELS.items():
+            self._fit(name, series)
         if self.rows:
             self.summary.setText(_summary(self.rows[-1]))
         else:
@@ -146,11 +156,36 @@ class MetricsPanel(QWidget):
         self._shown = shown
 
 
+    def _fit(self, name: str, series) -> None:
+        """The legend lists the measured series only; a lone evaluation gets axes around it (pyqtgraph's
+        auto range would zoom to ±0.4 of one point, e.g. steps 508.6 to 509.4)."""
+        plot = self.plots[name]
+        measured = [(key, legend) for key, legend, _c in series if self._points(key)[0]]
+        if plot.legend is not None and [text for _k, text in measured] != self.legend_names(name):
+            plot.legend.clear()
+            for key, legend in measured:
+                plot.legend.addItem(self.curves[key], legend)
+        xs = [x for key, _l in measured for x in self._points(key)[0]]
+        ys = [y for key, _l in measured for y in self._points(key)[1]]
+        if not xs:
+            return
+        if len(set(xs)) == 1:  # from step 0 to a little past the one evaluation
+            plot.setXRange(0, xs[0] * 1.1 or 1, padding=0)
+        else:
+            plot.enableAutoRange(axis="x")
+        if len(set(ys)) == 1:
+            pad = abs(ys[0]) * 0.1 or 1.0
+            plot.setYRange(ys[0] - pad, ys[0] + pad, padding=0)
+        else:
+            plot.enableAutoRange(axis="y")
+
+
 def _summary(row: dict) -> str:
     n = row["eval_samples"]
     parts = []
     for key, label, sampled in SUMMARY:
         if isinstance(row.get(key), (int, float)):
             std = row.get(f"{key}_std")
-            parts.append(f"{label}{f'@{n}' if sampled else ''} {row[key]:.4g}" + (f" ± {std:.2g}" if std is not None else ""))
+            spread = f" ± {std:.2g}" if std is not None else ""
+            parts.append(f"{label}{f'@{n}' if sampled else ''} {row[key]:.4g}{spread}")
     return f"step {row['step']:,}: " + ", ".join(parts)

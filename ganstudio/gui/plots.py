@@ -11,8 +11,6 @@ once per tick at most, only when something new arrived.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Slot
@@ -20,6 +18,8 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from ganstudio.families import FAMILIES, Family, Plot
+from ganstudio.gui.plot_data import KEYS, Columns, ema_debiased, rows_to_block  # noqa: F401 - re-exported
+from ganstudio.gui.plot_marks import MARKER_MERGE, MARKER_MIN_SPAN, LogAxis, Marker, SingleSteps, marker_line
 
 # row-major: images are (rows, cols[, channels]) like numpy; antialias off keeps long curves cheap
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -28,9 +28,7 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 D_COLOUR, G_COLOUR = "#4e9ad8", "#f28e2b"
 REAL_COLOUR, FAKE_COLOUR = "#4caf50", "#e15759"
 RAW_ALPHA = 70  # the unsmoothed curve, faint behind the smoothed one
-MARKER_COLOUR = "#9a9a9a"
-MARKER_MERGE = 0.01     # markers closer than this share of the plotted steps share one line
-MARKER_MIN_SPAN = 100   # ... of at least this many steps (early on, before much is plotted)
+FEW_POINTS = 30  # up to this many logged rows, the curves show a symbol at each (a lone first row is a dot)
 
 ELBO_COLOUR = "#9c6ade"
 COLOURS = {  # a key's colour in every family; other keys take the next of CYCLE in their panel
@@ -43,113 +41,10 @@ AXIS_LABELS = {  # the panel titles of families.py, shortened for a vertical axi
     "Losses": "loss", "D(x) and D(G(z))": "D output", "Gradient norms": "grad norm",
     "Reconstruction": "reconstruction", "ELBO parts": "ELBO parts",
 }
-# Every key any family plots: the columns hold them all, so switching family redraws, never loses, data.
-KEYS = tuple(dict.fromkeys(key for family in FAMILIES.values() for plot in family.plots for key, _ in plot.keys))
 DEFAULT_FAMILY = "gan"
 REDRAW_MS = 40  # 25 Hz at most, slowing to REDRAW_MAX_MS as the curves grow
 REDRAW_MAX_MS = 250
 DEFAULT_SMOOTHING = 0.8  # per-step GAN losses are noisier than TensorBoard's usual curves (its default: 0.6)
-
-
-def ema_debiased(values: np.ndarray, weight: float, last: float = 0.0, count: int = 0):
-    """TensorBoard's smoothing: an EMA over the finite values, debiased by ``1 - weight**count``.
-
-    Non-finite values stay NaN (a gap) and do not enter the average. ``last`` and ``count`` carry the
-    state from the values before these, so a long series can be extended chunk by chunk.
-    Returns ``(smoothed, last, count)``.
-
-    Vectorised as a parallel prefix scan of ``y[k] = w*y[k-1] + (1-w)*v[k]``: log2(n) passes of whole-
-    array adds with coefficients w**d <= 1 (stable, unlike a cumsum scaled by w**-k, which overflows).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    out = np.full(values.shape, np.nan)
-    finite = np.isfinite(values)
-    v = values[finite]
-    if v.size == 0:
-        return out, last, count
-    w = min(max(float(weight), 0.0), 0.999999)
-    y = (1.0 - w) * v
-    d = 1
-    while d < y.size:
-        coef = w**d
-        if coef == 0.0:  # older terms have underflowed: nothing left to add
-            break
-        y[d:] = y[d:] + coef * y[:-d]  # the right side is evaluated into a temporary first
-        d *= 2
-    k = np.arange(1, y.size + 1, dtype=np.float64)
-    if last and w > 0.0:
-        y += np.power(w, k) * last
-    debias = 1.0 - np.power(w, k + count) if w > 0.0 else 1.0
-    out[finite] = y / debias
-    return out, float(y[-1]), count + int(v.size)
-
-
-class Marker:
-    """One dashed line on the plots and the events it stands for, counted in the order they came."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-        self.events: dict[str, int] = {}
-
-    def add(self, text: str) -> None:
-        self.events[text] = self.events.get(text, 0) + 1
-
-    def label(self) -> str:
-        return ", ".join(text if n == 1 else f"{text} ×{n}" for text, n in self.events.items())
-
-
-class Columns:
-    """Float64 columns of one shared length that double their capacity when full."""
-
-    def __init__(self, names, capacity: int = 1024):
-        self.names = tuple(names)
-        self.size = 0
-        self._data = {name: np.full(capacity, np.nan) for name in self.names}
-
-    @property
-    def capacity(self) -> int:
-        return len(next(iter(self._data.values())))
-
-    def extend(self, block: dict[str, np.ndarray]) -> None:
-        n = len(next(iter(block.values())))
-        need = self.size + n
-        if need > self.capacity:
-            grown = max(need, 2 * self.capacity)
-            for name, old in self._data.items():
-                new = np.full(grown, np.nan)
-                new[: self.size] = old[: self.size]
-                self._data[name] = new
-        for name in self.names:
-            self._data[name][self.size : need] = block.get(name, np.nan)
-        self.size = need
-
-    def view(self, name: str) -> np.ndarray:
-        return self._data[name][: self.size]
-
-    def clear(self) -> None:
-        self.size = 0
-
-
-def rows_to_block(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Training rows with a step and at least one plotted key -> columns; None, absent or non-finite -> NaN.
-
-    Evaluation rows (they carry ``eval_samples``) are left out: a VAE's held-out "recon" and "kl" are
-    not training points, and the metrics panel plots them.
-    """
-    rows = [r for r in rows if r.get("step") is not None and "eval_samples" not in r and any(k in r for k in KEYS)]
-    block = {"step": np.array([float(r["step"]) for r in rows], dtype=np.float64)}
-    for key in KEYS:
-        col = np.array([_number(r.get(key)) for r in rows], dtype=np.float64)
-        col[~np.isfinite(col)] = np.nan
-        block[key] = col
-    return block
-
-
-def _number(value) -> float:
-    try:
-        return float(value) if value is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
 
 
 class TrainingPlots(QWidget):
@@ -162,6 +57,8 @@ class TrainingPlots(QWidget):
         self._data = Columns(("step", *KEYS, *(f"smooth:{k}" for k in KEYS)))
         self._ema_state = {key: (0.0, 0) for key in KEYS}
         self._markers: list[Marker] = []
+        self._single_steps: list[tuple[str, int, dict[str, float]]] = []  # (kind, step, figures)
+        self._symbols = False  # whether the curves show a symbol at each point (few points)
         self._marker_items: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []  # one per marker per panel
         self._dirty = False
         self._timer = QTimer(self)
@@ -183,12 +80,20 @@ class TrainingPlots(QWidget):
         self.panels: list[pg.PlotItem] = []
         self.raw_curves: dict[str, pg.PlotDataItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.single_steps: list[SingleSteps] = []
         for row, spec in enumerate(plots):
-            plot = self.canvas.addPlot(row=row, col=0)
+            plot = self.canvas.addPlot(row=row, col=0, axisItems={"left": LogAxis("left")} if spec.log_y else None)
             plot.setLabel("left", AXIS_LABELS.get(spec.title, spec.title))
             # no grid: its translucent lines are redrawn whenever the range moves (~20 ms a redraw here)
-            legend = plot.addLegend(offset=(-10, 5), labelTextSize="8pt", pen=(128, 128, 128, 150))
-            legend.setZValue(1e6)  # above the curves (they share the ViewBox as parent)
+            # The legend sits in a strip above the data (the title row), in one line, so it never covers
+            # the newest points or the markers' labels.
+            plot.setTitle(" ", size="9pt")
+            legend = pg.LegendItem(colCount=len(spec.keys) + 3, labelTextSize="8pt", pen=None,
+                                   horSpacing=12, verSpacing=-6)
+            legend.layout.setContentsMargins(0, 0, 0, 0)
+            legend.setParentItem(plot)
+            legend.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(52, -4))
+            plot.legend = legend  # PlotItem.addItem lists each named item here
             plot.getAxis("left").enableAutoSIPrefix(False)  # else 0.2..0.8 reads "200..800 (x0.001)"
             plot.getAxis("left").setWidth(48)  # the same for every panel, so the x axes line up
             # on the PlotItem, not the curve: PlotItem.addItem overwrites a curve's own downsampling
@@ -207,6 +112,8 @@ class TrainingPlots(QWidget):
                 # raw first so it sits behind; unnamed so the legend lists each series once
                 self.raw_curves[key] = plot.plot(pen=pg.mkPen(faint, width=1))
                 self.curves[key] = plot.plot(pen=pg.mkPen(colour, width=2), name=name)
+            self.single_steps.append(SingleSteps(plot, list(spec.keys), {k: COLOURS.get(k, CYCLE[i % len(CYCLE)])
+                                                                        for i, (k, _) in enumerate(spec.keys)}))
         for plot in self.panels[:-1]:
             plot.getAxis("bottom").setStyle(showValues=False)
         self.panels[-1].setLabel("bottom", "step")
@@ -223,7 +130,7 @@ class TrainingPlots(QWidget):
         base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
         self.canvas.setBackground(base)
         box = QColor(base)
-        box.setAlpha(210)
+        box.setAlpha(0)  # the legend sits outside the data: no box to hide anything behind
         for plot in self.panels:
             for side in ("left", "bottom"):
                 plot.getAxis(side).setPen(text)
@@ -277,9 +184,12 @@ class TrainingPlots(QWidget):
         self.family = family
         self.canvas.clear()  # removes the PlotItems with their curves, legends and marker lines
         self._marker_items.clear()
+        self._symbols = False
         self._build_plots()
         for marker in self._markers:
             self._add_marker_lines(marker)
+        for points in self.single_steps:
+            points.set_points(self._single_steps)
         self._dirty = True
         self._redraw()
 
@@ -314,7 +224,25 @@ class TrainingPlots(QWidget):
             plot.removeItem(line)
         self._marker_items.clear()
         self._markers.clear()
+        self._single_steps.clear()
+        for points in self.single_steps:
+            points.clear()
         self._schedule_redraw()
+
+    def add_event(self, event) -> None:
+        """An engine ``RunEvent`` (live, or read back from events.jsonl): a single step is a point with its
+        kind on the curves, anything else a marker at its step."""
+        if event.kind in ("step", "step_d", "step_g"):
+            self._single_steps.append((event.kind, int(event.step), dict(event.figures)))
+            for points in self.single_steps:
+                points.set_points(self._single_steps)
+        else:
+            self.add_marker(event.step, event.text)
+
+    def load_events(self, events) -> None:
+        """Draw a reopened run's events (after ``load_rows``, which clears them)."""
+        for event in events:
+            self.add_event(event)
 
     def add_marker(self, step: int, text: str) -> None:
         """A dashed vertical line with a short label on every panel ("paused", "lr_g → 1e-3").
@@ -330,7 +258,7 @@ class TrainingPlots(QWidget):
             for plot, line in self._marker_items[-len(self.panels):]:
                 line.label.setFormat(last.label())
             return
-        marker = Marker(step)
+        marker = Marker(step, level=last.level + 1 if last is not None else 0)
         marker.add(text)
         self._markers.append(marker)
         self._add_marker_lines(marker)
@@ -341,12 +269,8 @@ class TrainingPlots(QWidget):
         return MARKER_MERGE * max(span, MARKER_MIN_SPAN)
 
     def _add_marker_lines(self, marker: Marker) -> None:
-        pen = pg.mkPen(MARKER_COLOUR, width=1, style=Qt.PenStyle.DashLine)
         for plot in self.panels:
-            line = pg.InfiniteLine(
-                pos=marker.step, angle=90, movable=False, pen=pen, label=marker.label(),
-                labelOpts={"position": 0.92, "color": MARKER_COLOUR, "anchors": [(0, 0.5), (0, 0.5)]},
-            )
+            line = marker_line(marker)
             plot.addItem(line, ignoreBounds=True)
             self._marker_items.append((plot, line))
 
@@ -363,6 +287,13 @@ class TrainingPlots(QWidget):
 
     def marker_labels(self) -> list[str]:
         return [marker.label() for marker in self._markers]
+
+    def marker_steps(self) -> list[int]:
+        return [marker.step for marker in self._markers]
+
+    def single_step_points(self) -> list[tuple[str, int]]:
+        """(kind, step) of each single step drawn."""
+        return [(kind, step) for kind, step, _ in self._single_steps]
 
     def smoothing_weight(self) -> float:
         return self.smoothing.value() / 100.0
@@ -384,6 +315,14 @@ class TrainingPlots(QWidget):
             return
         self._dirty = False
         x = self._data.view("step")
+        few = 0 < self._data.size <= FEW_POINTS
+        if few != self._symbols:  # a line needs two points: a lone first row would be invisible
+            self._symbols = few
+            for key, curve in self.curves.items():
+                curve.setSymbol("o" if few else None)
+                curve.setSymbolSize(5)
+                curve.setSymbolPen(None)
+                curve.setSymbolBrush(curve.opts["pen"].color())
         for key in self.curves:
             # views into the columns, no copies; pyqtgraph copies what it maps or downsamples
             self.raw_curves[key].setData(x, self._data.view(key))

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Slot
-from PySide6.QtWidgets import QStyle, QToolButton
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QToolButton
 
 from ganstudio.config import ConfigError, RunConfig, identity_differences, is_live, may_differ_within_run
 from ganstudio.families import family_of
+from ganstudio.gui import icons
+from ganstudio.gui.log_view import describe_event
 from ganstudio.gui.status import Eta
 from ganstudio.gui.worker import RunInfo, TrainingSession, TrainWorker
 
@@ -29,6 +31,8 @@ def default_runs_root() -> Path:
 
 
 class RunController(QObject):
+    run_changed = Signal(object)  # the run folder shown (Path), or None after New run
+
     def __init__(self, window, runs_root: Path | None = None) -> None:
         super().__init__(window)
         self.w = window
@@ -50,6 +54,7 @@ class RunController(QObject):
         window.form.validity_changed.connect(self._on_validity)
         window.form.config_changed.connect(self._on_config)  # the family decides which steps exist
         window.form.live_changed.connect(self._on_live_change)
+        window.latent.live_requested.connect(self.request_snapshot)  # the explorer, from the live weights
 
     @property
     def state(self) -> str:
@@ -84,6 +89,7 @@ class RunController(QObject):
             self.w.plots.clear()
             self.w.metrics.clear()
             self.w.status.clear_warnings()
+            self.w.warnings.clear()
             self.w.gallery.clear()
             worker = TrainWorker(self.control, self.run_dir, config)
             self.w.log.add(f"new run in {self.run_dir}")
@@ -91,23 +97,21 @@ class RunController(QObject):
         self.session = TrainingSession(worker)
         self.session.start()
         self._set_state("paused" if paused else "running")
+        self.run_changed.emit(self.run_dir)
 
     @Slot()
     def toggle_pause(self) -> None:
         if not self.busy:
             return
-        step = self.last_row["step"] if self.last_row else 0
         if self.control.paused:
-            self.control.resume()
+            self.control.resume()  # the engine marks it at the step it resumes from (_on_marked)
             if self.eta is not None:
                 self.eta.resume()
-            self.w.plots.add_marker(step, "resumed")
             self._set_state("running")
         else:
-            self.control.pause()
+            self.control.pause()  # the engine marks it at the step it really stops at (_on_marked)
             if self.eta is not None:
                 self.eta.pause()
-            self.w.plots.add_marker(step, "paused")
             self._set_state("paused")
 
     def step(self, kind: str) -> None:
@@ -139,6 +143,12 @@ class RunController(QObject):
         if self.busy:
             self.control.request("checkpoint")
 
+    @Slot()
+    def request_snapshot(self) -> None:
+        """G's current weights for the latent explorer: the loop answers between two steps (worker.snapshotted)."""
+        if self.busy:
+            self.control.request("snapshot")
+
     def shutdown(self) -> None:
         """Stop training, let the engine save its checkpoint, and join the thread (at most a minute, the
         window painting meanwhile; a start-up still reading data stops within about one file)."""
@@ -162,6 +172,7 @@ class RunController(QObject):
         try:
             config = RunConfig.load(run.config_path)
             rows = run.read_metrics()
+            events = run.read_events()
             grids = run.sample_index()
             resumable = run.last_checkpoint.is_file()
         except ConfigError as err:
@@ -173,8 +184,10 @@ class RunController(QObject):
         self.run_dir, self.run_config = run.path, config
         self.w.form.set_config(config)
         self.w.plots.load_rows(rows)
+        self.w.plots.load_events(events)
         self.w.metrics.load_rows(rows)
         self.w.gallery.load_run(grids)
+        self.w.gallery.set_class_names(_class_names(config))
         self.last_row = rows[-1] if rows else None
         self.w.status.clear_run()
         if self.last_row:
@@ -184,6 +197,7 @@ class RunController(QObject):
         if rows.skipped:
             self.w.log.add(f"{run.metrics_path}: {rows.skipped} damaged rows skipped (left in the file)", "warning")
         self._set_state("stopped")
+        self.run_changed.emit(self.run_dir)
 
     def forget_run(self) -> None:
         self.run_dir = self.run_config = self.last_row = None
@@ -193,6 +207,7 @@ class RunController(QObject):
         self.w.status.clear_run()
         self._set_state("idle")
         self.w.log.add("new run: Start creates a new run folder")
+        self.run_changed.emit(None)
 
     def _can_resume(self, config: RunConfig) -> bool:
         from ganstudio.engine.rundir import RunDir
@@ -211,8 +226,10 @@ class RunController(QObject):
         worker.started_run.connect(self._on_started)
         worker.progressed.connect(self._on_progress)
         worker.stepped.connect(self._on_stepped)
+        worker.marked.connect(self._on_marked)
         worker.preparing.connect(self._on_preparing)
         worker.sampled.connect(self._on_sampled)
+        worker.snapshotted.connect(self.w.latent.show_snapshot)
         worker.warned.connect(self._on_warning)
         worker.checkpointed.connect(self._on_checkpoint)
         worker.eval_started.connect(self._on_eval_started)
@@ -228,6 +245,7 @@ class RunController(QObject):
         if self.control is not None and self.control.paused:
             self.eta.pause()
         self.w.form.set_config(info.config)
+        self.w.gallery.set_class_names(_class_names(info.config))
         self.w.status.set_device(info.device)
         self.w.log.add(f"training on {info.device} from step {info.step}")
         for warning in info.warnings:
@@ -238,6 +256,7 @@ class RunController(QObject):
         """Logged rows (every ``log_every`` steps): the plots, and the status bar's step and speed."""
         self.w.plots.append(rows)  # redrawn from the plots' timer, not here
         self.last_row = rows[-1]
+        self.w.status.note_row()
         eta = self.eta.row(self.last_row) if self.eta is not None else None
         self.w.status.show_progress(self.last_row["step"], self.last_row.get("epoch", 0),
                                     self.eta.images_per_s if self.eta else self.last_row.get("images_per_s"), eta)
@@ -256,6 +275,14 @@ class RunController(QObject):
         self.w.status.show_progress(progress.step, progress.epoch, self.eta.images_per_s, eta)
 
     @Slot(object)
+    def _on_marked(self, event) -> None:
+        """An event at its exact step: a marker (or a single step's point) on the plots; pause, resume, stop
+        and single steps also in the log (changes and rollbacks have their own lines)."""
+        self.w.plots.add_event(event)
+        if event.kind not in ("changed", "rollback"):
+            self.w.log.add(describe_event(event), step=event.step)
+
+    @Slot(object)
     def _on_sampled(self, samples) -> None:
         self.w.gallery.add_samples(samples)
 
@@ -263,8 +290,7 @@ class RunController(QObject):
     def _on_warning(self, warning) -> None:
         self.w.log.add(warning.message, "warning", warning.step)
         self.w.status.add_warning(warning.message)
-        if warning.kind == "nan":
-            self.w.plots.add_marker(warning.step, "NaN rollback")
+        self.w.warnings.add(warning)  # the badge that lists them with their hints
 
     @Slot(object)
     def _on_checkpoint(self, saved) -> None:
@@ -318,8 +344,7 @@ class RunController(QObject):
     @Slot(str, object)
     def _on_live_change(self, key: str, value) -> None:
         if self.busy and is_live(key):
-            self.control.set_hparam(key, value)
-            self.w.plots.add_marker(self.last_row["step"] if self.last_row else 0, f"{key.split('.')[-1]} → {value}")
+            self.control.set_hparam(key, value)  # marked on the plots at the step it takes effect (_on_marked)
             self.w.log.add(f"{key} set to {value} (from the next step)")
 
     # --- state ----------------------------------------------------------------------------------------
@@ -327,6 +352,7 @@ class RunController(QObject):
         self.w.status.set_state(state)
         self.w.form.set_running(state in ("running", "paused"))
         self.w.preview.set_running(state in ("running", "paused"))
+        self.w.latent.set_live(state in ("running", "paused"))
         self.update_actions()
 
     def update_actions(self) -> None:
@@ -335,7 +361,7 @@ class RunController(QObject):
         a["pause"].setEnabled(busy)
         paused = self.state == "paused"
         a["pause"].setText("&Resume" if paused else "&Pause")
-        a["pause"].setIcon(self.w.style().standardIcon(QStyle.SP_MediaPlay if paused else QStyle.SP_MediaPause))
+        a["pause"].setIcon(icons.icon("resume" if paused else "pause"))
         button = self.w.findChild(QToolButton, "toolbar_pause")
         if button is not None:
             button.setAccessibleName("Resume" if paused else "Pause")
@@ -345,12 +371,23 @@ class RunController(QObject):
             can = self.state == "paused" or (not busy and self.w.form.is_valid())
             a[name].setEnabled(can and (adversarial or name == "step"))
         a["stop"].setEnabled(busy)
+        a["save_checkpoint"].setEnabled(busy)
         a["sample_now"].setEnabled(busy)
         a["evaluate"].setEnabled(busy)
         a["export"].setEnabled(self.run_dir is not None)
         a["neighbours"].setEnabled(self.run_dir is not None)
         a["new_run"].setEnabled(not busy)
         a["open_run"].setEnabled(not busy)
+        from ganstudio.gui.readiness import explain_actions  # noqa: PLC0415 - kept beside its one call
+
+        explain_actions(self)  # an invalid form or torch still loading: off, with the reason shown
+
+
+def _class_names(config: RunConfig) -> list[str]:
+    """A conditional run's class names for its grid rows (no torch: a folder listing at most)."""
+    from ganstudio.export_checks import class_names
+
+    return class_names(config) if family_of(config).conditional else []
 
 
 def _resume_changes(old: RunConfig, new: RunConfig) -> dict[str, object]:

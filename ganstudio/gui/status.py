@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtWidgets import QLabel, QStatusBar
+from PySide6.QtCore import QEvent, QTimer, Slot
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from ganstudio.families import images_per_step
 
 STATES = ("idle", "running", "paused", "stopped", "error")
+STALL_S = 1.0  # running with no new step for this long: the busy indicator shows (a slow step, a grid)
 
 
 def format_duration(seconds: float) -> str:
@@ -55,8 +57,9 @@ class Eta:
         self._paused = False
 
     def progress(self, step: int, steps_per_s: float, images_per_s: float) -> float | None:
-        """A Progress event: the ETA now."""
-        self._smooth(steps_per_s, images_per_s)
+        """A Progress event: the ETA now. A single step taken while paused is no measure of speed."""
+        if not self._paused:
+            self._smooth(steps_per_s, images_per_s)
         return self.eta(step)
 
     def row(self, row: dict) -> float | None:
@@ -106,6 +109,23 @@ class StatusBar(QStatusBar):
             label.setAccessibleName(name.capitalize())
             self.labels[name] = label
             self.addPermanentWidget(label)
+        # an indeterminate bar while the first steps run (before the first logged row) or a step is slow,
+        # so a slow configuration never looks hung
+        self.busy = QProgressBar()
+        self.busy.setObjectName("status_busy")
+        self.busy.setAccessibleName("Busy")
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumSize(90, 14)
+        self.busy.setTextVisible(False)
+        self.busy.hide()
+        self.insertPermanentWidget(0, self.busy)
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setObjectName("status_busy_timer")
+        self._busy_timer.setInterval(250)
+        self._busy_timer.timeout.connect(self._update_busy)
+        self._rows = 0  # logged rows seen since training started
+        self._moved = time.monotonic()  # when the step count last changed
+        self._step: int | None = None
         self.state = "idle"
         self.warning_count = 0
         self.set_state("idle")
@@ -113,13 +133,35 @@ class StatusBar(QStatusBar):
 
     def set_state(self, state: str) -> None:
         assert state in STATES, state
+        if state == "running" and self.state not in ("running", "paused"):
+            self._rows = 0  # a new session: busy until its first logged row
+        if state == "running" and self.state != "running":
+            self._moved = time.monotonic()
         self.state = state
+        if state == "running":
+            self._busy_timer.start()
+        else:
+            self._busy_timer.stop()
+        self._update_busy()
         colours = {"running": "#2a9d2a", "paused": "#d08000", "error": "#d03030"}
         colour = colours.get(state)
         self.labels["state"].setText(state)
         if state not in ("running", "paused"):
             self.labels["eta"].setText("")  # nothing left to wait for
-        self.labels["state"].setStyleSheet(f"font-weight: bold; color: {colour};" if colour else "font-weight: bold;")
+        # an explicit colour either way: a label with a style sheet keeps the palette it was polished with,
+        # so an uncoloured state would stay dark text after a switch to the dark theme
+        colour = colour or self.palette().windowText().color().name()
+        self.labels["state"].setStyleSheet(f"font-weight: bold; color: {colour};")
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._restyle_state()
+
+    def _restyle_state(self) -> None:
+        if getattr(self, "state", None) not in (None, "running", "paused", "error"):
+            self.labels["state"].setStyleSheet(
+                f"font-weight: bold; color: {self.palette().windowText().color().name()};")
 
     def add_warning(self, message: str) -> None:
         """The warnings badge: how many, and the latest as its tooltip (all of them are in the log)."""
@@ -141,10 +183,27 @@ class StatusBar(QStatusBar):
         """A logged row's step, epoch and speed (an opened run's last row, say)."""
         self.show_progress(row["step"], row.get("epoch", 0), row.get("images_per_s"), eta)
 
+    def note_row(self) -> None:
+        """A logged row arrived: training is under way, the busy indicator may go."""
+        self._rows += 1
+        self._update_busy()
+
+    @Slot()
+    def _update_busy(self) -> None:
+        stalled = time.monotonic() - self._moved > STALL_S
+        busy = self.state == "running" and (self._rows == 0 or stalled)
+        if busy == self.busy.isHidden():  # isHidden: its own flag, whether or not the window shows
+            self.busy.setVisible(busy)
+
     def show_progress(self, step: int, epoch: int, images_per_s: float | None, eta: float | None) -> None:
-        """Several times a second while training; a label is set only when its text changes (a repaint)."""
+        """Several times a second while training; a label is set only when its text changes (a repaint).
+        No speed while paused: the time of a single step is no rate."""
+        if step != self._step:
+            self._step, self._moved = step, time.monotonic()
+            self._update_busy()
+        running = self.state != "paused"
         texts = {"step": f"step {step:,}", "epoch": f"epoch {epoch}",
-                 "speed": f"{images_per_s:,.0f} img/s" if images_per_s else "",
+                 "speed": f"{images_per_s:,.0f} img/s" if images_per_s and running else "",
                  "eta": f"ETA {format_duration(eta)}" if eta is not None else ""}
         for name, text in texts.items():
             if self.labels[name].text() != text:

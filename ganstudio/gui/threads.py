@@ -93,6 +93,13 @@ def torch_loaded() -> bool:
     return _torch_ready.is_set()
 
 
+def torch_pending() -> bool:
+    """True while ``preload_torch``'s import runs: whatever imports torch on the GUI thread now would wait
+    for it there (Python's import lock), frozen for as long as the import takes (tens of seconds on a cold
+    disk), so the studio offers such actions only once this is False."""
+    return _torch_loader is not None and not _torch_ready.is_set()
+
+
 def _import_torch() -> None:
     """Import PRELOAD with the cyclic collector off, then freeze what is loaded.
 
@@ -110,8 +117,10 @@ def _import_torch() -> None:
     if fresh:
         gc.disable()
     try:
-        _map_torch_libraries()
-        for name in PRELOAD:
+        with _module_lock(PRELOAD[0]):  # see _module_lock: another thread's `import torch` waits, GIL released
+            _map_torch_libraries()
+            importlib.import_module(PRELOAD[0])
+        for name in PRELOAD[1:]:
             importlib.import_module(name)
     except Exception:  # noqa: BLE001 - whoever needs torch next imports it again and reports the error
         pass
@@ -121,6 +130,26 @@ def _import_torch() -> None:
             if collecting:
                 gc.enable()
         _torch_ready.set()
+
+
+def _module_lock(name: str):
+    """Python's own import lock for module ``name``, held here while torch's libraries are mapped.
+
+    Without it, a thread that imports torch meanwhile (the architecture preview's, 200 ms after the first
+    paint) runs torch's ``ctypes.CDLL`` of its global-deps library, which keeps the GIL while it waits for
+    the dynamic linker's lock that our ``dlopen`` holds: the GUI thread then froze for as long as mapping
+    libtorch takes (0.1-1.5 s measured under Xvfb; more on a cold disk). Waiting for this lock instead
+    releases the GIL, and the import it then finds is done. The lock is re-entrant, so our own import of
+    torch under it proceeds. ``_ModuleLockManager`` is private to importlib (stable in 3.8-3.13);
+    without it, nothing is held and the freeze can come back, nothing worse.
+    """
+    import contextlib
+
+    try:
+        from importlib._bootstrap import _ModuleLockManager
+    except ImportError:
+        return contextlib.nullcontext()
+    return _ModuleLockManager(name)
 
 
 def _map_torch_libraries() -> None:

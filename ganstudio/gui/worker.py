@@ -41,8 +41,10 @@ class TrainWorker(QObject):
     started_run = Signal(object)  # RunInfo
     progressed = Signal(object)  # list[dict]: StepStats rows (as in metrics.jsonl), oldest first
     stepped = Signal(object)  # engine Progress: step, epoch, steps/s, images/s (~10 a second)
+    marked = Signal(object)  # engine RunEvent: paused, resumed, a live change, a rollback, a single step, stopped
     preparing = Signal(int, int)  # images prepared, of how many: a folder's cache being built at the start
     sampled = Signal(object)  # engine Samples: step, uint8 (N, H, W, C), path
+    snapshotted = Signal(object)  # engine GeneratorSnapshot: G's weights on the CPU, for the latent explorer
     warned = Signal(object)  # engine TrainWarning
     checkpointed = Signal(object)  # engine CheckpointSaved
     eval_started = Signal(object)  # engine EvalStarted
@@ -99,8 +101,8 @@ class TrainWorker(QObject):
 
     # --- engine events (called in the worker thread) ---------------------------------------------------
     def _on_event(self, event) -> None:
-        from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Progress, Samples, StepStats,
-                                             TrainWarning)
+        from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, GeneratorSnapshot, Progress,
+                                             RunEvent, Samples, StepStats, TrainWarning)
 
         if isinstance(event, StepStats):
             self._pending.append(event.to_json())
@@ -110,8 +112,12 @@ class TrainWorker(QObject):
         self._flush()  # keep the order: figures up to this point first
         if isinstance(event, Progress):
             self.stepped.emit(event)  # already rate-limited by the loop; a frozen dataclass of numbers
+        elif isinstance(event, RunEvent):
+            self.marked.emit(event)
         elif isinstance(event, Samples):
             self.sampled.emit(event)
+        elif isinstance(event, GeneratorSnapshot):  # the loop's own CPU copy: no one else holds its tensors
+            self.snapshotted.emit(event)
         elif isinstance(event, TrainWarning):
             self.warned.emit(event)
         elif isinstance(event, CheckpointSaved):

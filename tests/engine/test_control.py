@@ -6,6 +6,7 @@ import time
 import pytest
 
 from ganstudio.engine import Control, RunDir, StepStats, Trainer
+from ganstudio.engine.events import RunEvent
 
 
 def _wait_until(predicate, timeout=30.0):
@@ -41,7 +42,9 @@ def test_pause_stops_steps_resume_continues(running):
     frozen = _pause(trainer, control, 2)
     time.sleep(0.3)  # a window in which a running loop would take several steps
     assert trainer.global_step == frozen
-    assert isinstance(events[-1], StepStats) and events[-1].step == frozen  # figures flushed on pause
+    stats = [e for e in events if isinstance(e, StepStats)]
+    assert stats[-1].step == frozen  # figures flushed on pause
+    assert isinstance(events[-1], RunEvent) and (events[-1].step, events[-1].kind) == (frozen, "paused")
     control.resume()
     _wait_until(lambda: trainer.global_step >= frozen + 2)
 

@@ -60,7 +60,8 @@ def test_closing_during_a_slow_start_returns_at_once_and_leaves_no_thread(qtbot,
     window.actions["start"].trigger()
     qtbot.waitUntil(lambda: len(begun) >= 4, timeout=60_000)
     started = time.monotonic()
-    window.close()
+    window.close()  # refused until the worker has stopped (the GUI thread never waits); then it closes itself
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
     assert time.monotonic() - started < 5, "closing waited for the decoding"
     assert not window.run.busy and not [t for t in threads.live_threads() if t.isRunning()]
     assert "Training stopped with an error" not in window.log.toPlainText()

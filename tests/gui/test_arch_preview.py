@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QTreeWidget
+from PySide6.QtWidgets import QTabWidget, QTreeWidget
 
 from ganstudio.config import RunConfig, load_preset
 from ganstudio.gui import threads
 from ganstudio.gui.arch_preview import ArchitecturePreview
-from ganstudio.gui.estimate import describe_batch_fit, describe_estimate, format_duration
+from ganstudio.gui.estimate import describe_batch_fit, describe_estimate, format_duration, short_batch_fit
 
 
 @pytest.fixture
@@ -160,6 +160,9 @@ def test_batch_fit_text():
     assert describe_batch_fit(guessed) == "Largest batch that fits: ≈ 4,123 on cpu (extrapolated from …)"
     none = BatchFit(None, "cuda:0", "bisection", note="not even a batch of 1 fits")
     assert describe_batch_fit(none) == "No batch size found on cuda:0: not even a batch of 1 fits"
+    assert short_batch_fit(tried) == "Largest batch: 1,024 (cuda:0)"
+    assert short_batch_fit(guessed) == "Largest batch: ≈ 4,123 (cpu)"
+    assert short_batch_fit(none) == "No batch fits on cuda:0"
 
 
 def test_largest_batch_button_extrapolates_on_the_cpu_and_stops_its_thread(qtbot, preview, tiny):
@@ -173,8 +176,10 @@ def test_largest_batch_button_extrapolates_on_the_cpu_and_stops_its_thread(qtbot
     assert len(fit.points) == 2 and 2 <= fit.batch_size <= 128  # the tiny data's 128 images bound it
     assert not preview.is_estimating() and button.isEnabled() and preview._button.isEnabled()
     assert not [t for t in threads.live_threads() if t.isRunning()]
-    text = preview.findChild(type(preview._result), "estimate_result").text()
-    assert text.startswith("Largest batch that fits: ≈ ") and "on cpu (extrapolated from " in text and "free RAM" in text
+    label = preview.findChild(type(preview._result), "estimate_result")
+    assert label.text() == f"Largest batch: ≈ {fit.batch_size:,} (cpu)"  # short: the tables keep their room
+    tip = label.toolTip()
+    assert tip.startswith("Largest batch that fits: ≈ ") and "on cpu (extrapolated from " in tip and "free RAM" in tip
 
 
 def test_largest_batch_error_is_shown_not_raised(qtbot, preview, tiny):
@@ -213,7 +218,8 @@ def test_a_vae_shows_decoder_and_encoder(qtbot, preview):
     show(qtbot, preview, config)
     assert preview.message() == ""
     assert preview.titles() == {"generator": "Decoder", "discriminator": "Encoder"}
-    assert preview.findChild(type(preview._groups["generator"]), "generator_group").title().startswith("Decoder — ")
+    assert preview.tab_titles() == [f"Decoder ({preview.totals()['generator']:,})",
+                                    f"Encoder ({preview.totals()['discriminator']:,})"]
     decoder, encoder = build_models(config.model, image_size=28, channels=1)
     assert preview.totals() == {"generator": param_count(decoder), "discriminator": param_count(encoder)}
     assert last_shape(preview, "generator") == "1 × 28 × 28"
@@ -274,3 +280,23 @@ def test_tables_are_built_off_the_gui_thread(qtbot, preview, tiny, monkeypatch):
     show(qtbot, preview, tiny)
     assert threads_seen and threading.main_thread() not in threads_seen
     assert preview.totals()["generator"] > 0
+
+
+def test_tables_show_every_column_whole_and_several_rows_in_a_small_dock(qtbot, preview):
+    show(qtbot, preview, load_preset("dcgan-fashion"))
+    preview.resize(400, 330)  # about the Architecture dock of a 1400 × 860 window
+    preview.show()
+    qtbot.waitExposed(preview)
+    tabs = preview.findChild(QTabWidget, "arch_tables")
+    for index, name in enumerate(("generator", "discriminator")):
+        tabs.setCurrentIndex(index)
+        tree = preview.findChild(QTreeWidget, f"{name}_layers")
+        qtbot.waitUntil(tree.isVisible)
+        header = tree.header()
+        for column in (2, 3):  # output shapes and parameter counts: never cut
+            needed = max(tree.fontMetrics().horizontalAdvance(tree.topLevelItem(row).text(column))
+                         for row in range(tree.topLevelItemCount()))
+            assert header.sectionSize(column) >= needed, (name, column)
+        assert header.sectionPosition(3) + header.sectionSize(3) <= tree.viewport().width(), name
+        rows = tree.viewport().height() // tree.visualItemRect(tree.topLevelItem(0)).height()
+        assert rows >= 6, (name, rows)  # two stacked tables showed 2.5 rows each in this space

@@ -266,20 +266,64 @@ def test_an_invalid_pair_shows_the_validators_message(form):
 
     seen = []
     form.validity_changed.connect(lambda valid, msg: seen.append((valid, msg)))
-    form.widget_for("loss.label_smoothing").setText("0.1")
-    choose(form.widget_for("loss.name"), "hinge")
-    expected = check_config(load_preset("dcgan-fashion").model_copy(update={
-        "loss": load_preset("dcgan-fashion").loss.model_copy(update={"name": "hinge", "label_smoothing": 0.1})}))
-    assert expected and expected.fields == ("loss.label_smoothing", "loss.name")
+    assert form.widget_for("model.d_norm").currentText() == "batch"
+    choose(form.widget_for("loss.name"), "wgan-gp")  # a gradient penalty breaks under batch norm
+    preset = load_preset("dcgan-fashion")
+    expected = check_config(preset.model_copy(update={"loss": preset.loss.model_copy(update={"name": "wgan-gp"})}))
+    assert expected and expected.fields == ("loss.name", "model.d_norm")
     expected = expected.message
     assert form.config() is None and not form.is_valid()
     assert seen[-1][0] is False and expected in seen[-1][1] and expected in form.error_text()
-    assert is_marked(form, "loss.label_smoothing") and is_marked(form, "loss.name")
+    assert is_marked(form, "loss.name") and is_marked(form, "model.d_norm")
     assert expected in form.findChild(QWidget, "loss.name.error").text()
     summary = form.findChild(QWidget, "config_form.summary")
-    assert summary.isVisibleTo(form) and "loss.label_smoothing" in summary.text()
-    choose(form.widget_for("loss.name"), "lsgan")
+    assert summary.isVisibleTo(form) and "loss.name" in summary.text()
+    choose(form.widget_for("model.d_norm"), "layer")
     assert form.is_valid() and seen[-1] == (True, "")
+
+
+def test_fields_hide_when_the_loss_makes_them_do_nothing(form):
+    shown = {key for key in ("loss.gp_weight", "loss.clip_value", "loss.label_smoothing") if form.is_shown(key)}
+    assert form.widget_for("loss.name").currentText() == "bce" and shown == {"loss.label_smoothing"}
+    choose(form.widget_for("loss.name"), "wgan-gp")
+    assert form.is_shown("loss.gp_weight") and not form.is_shown("loss.clip_value")
+    assert not form.is_shown("loss.label_smoothing")  # a critic has no target to smooth
+    choose(form.widget_for("loss.name"), "wgan")
+    assert form.is_shown("loss.clip_value") and not form.is_shown("loss.gp_weight")
+    assert form.is_shown("optim.beta1") and not form.is_shown("optim.momentum")
+    choose(form.widget_for("optim.name"), "sgd")
+    assert form.is_shown("optim.momentum") and not form.is_shown("optim.beta1")
+    assert not form.is_shown("optim.schedule_steps")
+    choose(form.widget_for("optim.schedule"), "cosine")
+    assert form.is_shown("optim.schedule_steps")
+
+
+def test_a_loaded_config_shows_the_fields_its_values_use(form):
+    form.set_config(load_preset("wgan-gp"))
+    assert form.is_shown("loss.gp_weight") and not form.is_shown("loss.clip_value")
+    form.set_config(load_preset("dcgan-fashion"))
+    assert not form.is_shown("loss.gp_weight")
+
+
+def test_a_hidden_leftover_of_another_loss_does_not_block_the_config(qtbot, form):
+    type_into(qtbot, form.widget_for("loss.label_smoothing"), "0.1")  # fine with bce
+    choose(form.widget_for("loss.name"), "hinge")
+    assert not form.is_shown("loss.label_smoothing")
+    assert form.is_valid() and form.config().loss.label_smoothing == 0.0
+    choose(form.widget_for("loss.name"), "bce")
+    assert form.config().loss.label_smoothing == 0.1
+
+
+def test_sections_fold_and_a_marked_field_unfolds_its_section(qtbot, form):
+    form.show()
+    qtbot.waitExposed(form)
+    optim = form.section("optim")
+    assert optim.is_open() and not form.section("eval").is_open()  # rarely changed: folded at first
+    qtbot.mouseClick(form.findChild(QWidget, "optim.header"), Qt.MouseButton.LeftButton)
+    assert not optim.is_open() and not form.widget_for("optim.lr_g").isVisible()
+    assert form.is_shown("optim.lr_g")  # folded, not hidden: it still counts and keeps its value
+    form.widget_for("optim.lr_g").setText("-1")
+    assert optim.is_open() and form.widget_for("optim.lr_g").isVisible() and is_marked(form, "optim.lr_g")
 
 
 def test_fields_are_marked_from_the_errors_entries_not_its_text(form):

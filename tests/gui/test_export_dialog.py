@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QToolButton
@@ -194,6 +195,86 @@ def test_every_input_is_named_for_tests_and_screen_readers(dialog):
     assert dialog.objectName() == "export_dialog"
 
 
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\..*` is deprecated:FutureWarning")  # loading it is the check
+def test_the_generator_as_torchscript_and_onnx(qtbot, dialog, tmp_path):
+    import torch
+
+    from ganstudio.export import load_for_export
+    from ganstudio.engine.inference import seeded_noise
+
+    _choose(dialog)
+    assert not dialog.export_button.isEnabled()
+    dialog.torchscript_box.setChecked(True)
+    assert dialog.onnx_box.isEnabled()  # the test extra installs onnx, onnxscript and onnxruntime
+    dialog.onnx_box.setChecked(True)
+    assert dialog.export_button.isEnabled() and not dialog.count.isEnabled() and not dialog.scale.isEnabled()
+    paths = _export(qtbot, dialog)
+    assert paths == [str(tmp_path / "out" / "generator_last.pt"), str(tmp_path / "out" / "generator_last.onnx")]
+    assert "generator_last.pt, generator_last.onnx" in dialog.status.text()
+    g = load_for_export(dialog.run_dir)[1]
+    z = seeded_noise(2, 8, 1)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(paths[0])(z), g(z), atol=1e-4)
+
+
+def test_without_the_onnx_packages_the_box_says_what_to_install(qtbot, run, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    dialog = ExportDialog(run)
+    qtbot.addWidget(dialog)
+    assert not dialog.onnx_box.isEnabled() and "pip install 'ganstudio[onnx]'" in dialog.onnx_box.toolTip()
+    assert dialog.torchscript_box.isEnabled()
+
+
+def test_last_or_best_checkpoint(qtbot, dialog, run, tmp_path):
+    best = dialog.checkpoint.model().item(1)
+    assert dialog.checkpoint.currentData() == "last" and not best.isEnabled()  # no evaluation: no best.pt
+    assert dialog.plan().checkpoint == "last"
+    shutil.copyfile(run / "checkpoints" / "last.pt", run / "checkpoints" / "best.pt")
+    dialog.refresh_checkpoint()  # the studio calls it after every checkpoint
+    assert best.isEnabled()
+    dialog.checkpoint.setCurrentIndex(1)
+    assert "From <b>checkpoints/best.pt</b>" in dialog.source.text() and "step <b>6</b>" in dialog.source.text()
+    _choose(dialog, grid=True)
+    dialog.torchscript_box.setChecked(True)
+    assert dialog.plan().checkpoint == "best"
+    paths = _export(qtbot, dialog)
+    assert paths[-1].endswith("generator_best.pt")
+    (run / "checkpoints" / "best.pt").unlink()
+    dialog.refresh_checkpoint()  # gone (a new run folder, a cleanup): back to last.pt
+    assert dialog.checkpoint.currentData() == "last" and not best.isEnabled()
+    assert "From <b>checkpoints/last.pt</b>" in dialog.source.text()
+
+
+def test_open_folder_after_an_export(qtbot, dialog, tmp_path, monkeypatch):
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QDesktopServices
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    dialog.show()
+    assert dialog.open_button.isHidden() and dialog.open_folder() is False  # nothing written yet
+    _choose(dialog, singles=True)
+    dialog.count.setValue(2)
+    _export(qtbot, dialog)
+    assert dialog.open_button.isVisible()
+    dialog.open_button.click()
+    assert opened == [QUrl.fromLocalFile(str(tmp_path / "out"))]  # the folder, not the singles inside it
+
+
+def test_enlarged_gifs(qtbot, dialog, run, tmp_path):
+    _choose(dialog, grid=True)
+    assert not dialog.scale.isEnabled()  # no GIF chosen
+    _choose(dialog, gif=True)
+    assert dialog.scale.isEnabled() and dialog.scale.maximum() == 16
+    dialog.scale.setValue(3)
+    (path,) = _export(qtbot, dialog)
+    with Image.open(path) as gif, Image.open(sorted((run / "samples").glob("*.png"))[0]) as grid:
+        assert gif.size == (3 * grid.width, 3 * grid.height + 14)  # the step label keeps its size
+
+
 def test_screenshot(qtbot, dialog, artifacts_dir):
     _choose(dialog, grid=True, gif=True, interpolation="gif")
     dialog.show()
@@ -251,10 +332,18 @@ def test_a_grid_of_the_chosen_classes(qtbot, cgan_dialog, tmp_path):
     cgan_dialog.count.setValue(5)
     _check_classes(cgan_dialog, {1, 7})
     assert cgan_dialog.chosen_classes() == (1, 7)
+    cgan_dialog.row_names.setChecked(False)
     (path,) = _export(qtbot, cgan_dialog)
     assert path.endswith("grid_n5_seed0_class1_7.png")
     with Image.open(path) as grid:
         assert grid.size == (5 * 30 + 2, 2 * 30 + 2)  # one row per chosen class
+        plain = np.asarray(grid)
+    cgan_dialog.row_names.setChecked(True)  # the default: a column naming each row's class
+    (path,) = _export(qtbot, cgan_dialog)
+    with Image.open(path) as grid:
+        named = np.asarray(grid)
+    left = named.shape[1] - plain.shape[1]
+    assert left > 20 and np.array_equal(named[:, left:], plain) and named[:, :left].max() > 0
 
 
 def test_an_interpolation_per_class_and_no_class_is_an_error(qtbot, cgan_dialog):

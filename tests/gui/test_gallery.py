@@ -343,3 +343,41 @@ def test_samples_events_bring_their_reconstructions_file_and_classes(small, tmp_
     gallery.show_index(0)  # dropped from memory: both grids read back from their files
     x, y = gallery.recon_view.geometry_.origin(2)
     assert gallery.recon_view.image.pixelColor(x + 3, y + 3).red() == 101 and shown_value(gallery, 0) == 40
+
+
+def _ink_columns(view, x0: int, x1: int, y0: int, y1: int) -> bool:
+    """Whether anything but the background is painted in the widget's box [x0, x1) x [y0, y1)."""
+    shot = view.grab().toImage()
+    background = shot.pixelColor(1, 1)
+    return any(shot.pixelColor(x, y) != background for x in range(x0, x1) for y in range(y0, y1))
+
+
+def test_a_conditional_grid_names_its_rows_with_the_class_names(qtbot, gallery):
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress"]
+    gallery.add_snapshot(3, images_for(3, n=8), columns=4, row_classes=[1, 3])
+    gallery.show()
+    qtbot.waitExposed(gallery)
+    view = gallery.view
+    assert view.row_labels == ["class 1", "class 3"]  # numbers until the run's names are known
+    plain = view.target_rect()
+    gallery.set_class_names(names)
+    assert view.row_labels == ["Trouser", "Dress"]
+    rect = view.target_rect()
+    assert rect.x() >= view.label_width() > view.fontMetrics().horizontalAdvance("Trouser")
+    assert rect.width() < plain.width()  # the grid gives up width to the names, never covered by them
+    geo = view.geometry_
+    scale = rect.width() / view.image.width()
+    for row in range(2):  # ink left of each row, at the row's height
+        top = round(rect.y() + (geo.pad + row * (geo.cell_h + geo.pad)) * scale)
+        assert _ink_columns(view, 0, int(rect.x()) - 2, top, top + round(geo.cell_h * scale))
+    x, y = geo.origin(5)  # a click still finds its image: the second row's second image
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.widget_pos(x + 14, y + 14))
+    dialog = gallery.findChild(QDialog, "enlarged")
+    assert dialog.isVisible() and "image 6 of 8, class 3 (Dress)" in dialog.caption.text()
+    dialog.close()
+
+
+def test_an_unconditional_grid_has_no_row_names(qtbot, gallery):
+    gallery.set_class_names(["a", "b"])
+    gallery.add_snapshot(0, images_for(0, n=9))
+    assert gallery.view.row_labels == [] and gallery.view.label_width() == 0

@@ -237,3 +237,89 @@ def test_a_vae_run_starts_from_a_real_image(qtbot, dock, vae_run, artifacts_dir)
     qtbot.waitUntil(lambda: not np.array_equal(dock.image, before), timeout=WAIT_MS)
     dock.resize(360, 560)
     dock.grab().save(str(artifacts_dir / "latent_dock_vae.png"))
+
+
+# --- live weights from a running training ------------------------------------------------------------
+def _snapshot_from(run, sign: float = -1.0):
+    """A GeneratorSnapshot as the loop sends it: G's weights (here the checkpoint's, weights times ``sign``,
+    so they differ from the file) on the CPU."""
+    from ganstudio.config import from_dict
+    from ganstudio.engine.events import GeneratorSnapshot
+
+    payload = checkpoint.load(run / "checkpoints" / "last.pt")
+    state = {k: v * sign if k.endswith("weight") else v.clone() for k, v in payload["state"]["g"].items()}
+    return GeneratorSnapshot(int(payload["step"]), from_dict(payload["config"]), state, ema=False)
+
+
+def _generator(snapshot):
+    from ganstudio.models import build_models
+
+    config = snapshot.config
+    g, _ = build_models(config.model, image_size=config.data.image_size, channels=config.data.channels)
+    g.load_state_dict(snapshot.state)
+    return g.eval()
+
+
+def test_live_weights_need_no_checkpoint(qtbot, dock, run):
+    from ganstudio.engine.inference import fixed_noise, generate
+
+    snapshot = _snapshot_from(run)
+    (run / "checkpoints" / "last.pt").unlink()  # a run that has not saved one yet
+    dock.set_run(run)
+    with qtbot.waitSignal(dock.image_shown, timeout=WAIT_MS):
+        dock.show()
+    assert "No checkpoint yet" in dock.message.text()
+    with qtbot.waitSignal(dock.live_requested, timeout=1000):
+        dock.set_live(True)  # training started: the dock asks for its weights at once
+    assert dock.reload_button.text() == "Refresh" and "running training" in dock.message.text()
+    with qtbot.waitSignal(dock.image_shown, timeout=WAIT_MS):
+        dock.show_snapshot(snapshot)
+    assert dock.info.live and "step 6 · live" in dock.header.text() and dock.message.isHidden()
+    expected = generate(_generator(snapshot), fixed_noise(snapshot.config, 1))[0]
+    assert np.array_equal(dock.image, expected)
+    before = dock.image.copy()
+    dock.sliders[1].setValue(20)  # the sliders work on the live weights too
+    qtbot.waitUntil(lambda: not np.array_equal(dock.image, before), timeout=WAIT_MS)
+    with qtbot.waitSignal(dock.live_requested, timeout=1000):
+        dock.reload_button.click()  # Refresh: the weights have moved on
+
+
+def test_a_snapshot_nobody_asked_for_is_ignored(qtbot, dock, run):
+    _open(qtbot, dock, run)
+    info = dock.info
+    dock.show_snapshot(_snapshot_from(run))
+    qtbot.wait(100)
+    assert dock.info is info and not dock.info.live
+
+
+def test_training_that_ends_before_answering_leaves_the_checkpoint(qtbot, dock, run):
+    _open(qtbot, dock, run)
+    with qtbot.waitSignal(dock.live_requested, timeout=1000):
+        dock.set_live(True)
+    with qtbot.waitSignal(dock.image_shown, timeout=WAIT_MS):
+        dock.set_live(False)  # stopped: Reload again, from checkpoints/last.pt
+    assert dock.reload_button.text() == "Reload" and not dock.info.live and "live" not in dock.header.text()
+
+
+def test_the_studio_explores_a_paused_run_before_its_first_checkpoint(qtbot, tmp_path, tiny_config):
+    from PySide6.QtCore import QSettings
+
+    from ganstudio.gui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat),
+                        runs_root=tmp_path / "runs")
+    qtbot.addWidget(window)
+    window.form.set_config(tiny_config.with_overrides(["train.checkpoint_every=1000", "train.ema=0.9"]))
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        window.run.start(paused=True)
+        with qtbot.waitSignal(window.latent.image_shown, timeout=WAIT_MS):
+            window.docks["latent"].toggleViewAction().trigger()
+        assert window.latent.image is not None, window.latent.message.text()
+        assert not (window.run.run_dir / "checkpoints" / "last.pt").exists()
+        assert window.latent.info.live and window.latent.info.ema and "EMA weights" in window.latent.header.text()
+    finally:
+        window.run.shutdown()
+        window.close()
+    assert window.latent._thread is None

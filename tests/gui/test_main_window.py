@@ -171,7 +171,8 @@ def test_closing_mid_training_leaves_loadable_checkpoint(qtbot, window):
     _trigger(window, "start")
     qtbot.waitUntil(lambda: _step(window) >= 2, timeout=60_000)
     run_dir = window.run.run_dir
-    window.close()
+    window.close()  # refused until the worker has saved; then the window closes by itself
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)
     assert not window.run.busy
     payload = checkpoint.load(RunDir(run_dir).last_checkpoint)
     assert payload["step"] >= 2

@@ -75,3 +75,18 @@ def test_screenshot_vae(qtbot, panel, artifacts_dir):
     panel.show()
     qtbot.waitExposed(panel)
     assert panel.grab().save(str(artifacts_dir / "metrics_vae.png"))
+
+
+def test_a_lone_evaluation_gets_a_sensible_range_and_the_legend_lists_only_what_was_measured(qtbot, panel):
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.append([{"step": 509, "fid": 120.0, "precision": 0.6, "recall": 0.4, "eval_samples": 500}])
+    x_low, x_high = panel.plots["fid"].viewRange()[0]
+    assert x_low <= 0 and x_high >= 509  # not 508.6 to 509.4
+    y_low, y_high = panel.plots["fid"].viewRange()[1]
+    assert y_low <= 108 and y_high >= 132  # at least ±10% around the one value
+    assert panel.legend_names("pr") == ["precision", "recall"]  # density and coverage were not measured
+    panel.append([{"step": 1000, "fid": 90.0, "precision": 0.7, "recall": 0.5, "density": 0.9, "coverage": 0.8,
+                   "eval_samples": 500}])
+    assert panel.legend_names("pr") == ["precision", "recall", "density", "coverage"]
+    assert panel.plots["fid"].vb.autoRangeEnabled()[1]  # two values: back to following the data

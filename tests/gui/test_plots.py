@@ -302,3 +302,71 @@ def test_markers_close_together_share_one_line_with_counted_events(qtbot, plots)
     plots.set_family("gan")
     labels = sorted(item.label.format for item in plots.panels[0].items if type(item).__name__ == "InfiniteLine")
     assert labels == ["lr_g → 1e-3", "paused ×100, resumed ×100"]
+
+
+def _lines(panel):
+    return [item for item in panel.items if type(item).__name__ == "InfiniteLine"]
+
+
+def test_marker_labels_are_staggered_readable_and_clear_of_the_legend(qtbot, plots):
+    plots.show()
+    qtbot.waitExposed(plots)
+    plots.append(make_rows(0, 200))
+    for step, text in ((50, "paused"), (60, "resumed"), (70, "lr_g → 0.001"), (199, "stopped")):
+        plots.add_marker(step, text)
+    wait_drawn(qtbot, plots, 200)
+    qtbot.wait(50)  # a paint, so the labels have their places
+    for panel in plots.panels:
+        view = panel.vb.sceneBoundingRect()
+        labels = [line.label for line in sorted(_lines(panel), key=lambda line: line.value())]
+        rects = [label.sceneBoundingRect() for label in labels]
+        heights = [label.orthoPos for label in labels]
+        assert all(a != b for a, b in zip(heights, heights[1:]))  # neighbours never share a height
+        for i, a in enumerate(rects):  # no label overlaps another
+            assert not any(a.intersects(b) for b in rects[i + 1:]), (i, a)
+        for rect in rects:  # the newest, at the right edge, flips to the line's left: not cut off
+            assert view.contains(rect), (rect, view)
+        legend = panel.legend.sceneBoundingRect()
+        assert not legend.intersects(view)  # the legend sits above the data
+        assert not any(legend.intersects(rect) for rect in rects)
+
+
+def test_a_lone_first_point_is_drawn_as_a_symbol(qtbot, plots):
+    plots.append(make_rows(0, 1))
+    wait_drawn(qtbot, plots, 1)
+    assert plots.curves["loss_d"].opts["symbol"] == "o"
+    plots.append(make_rows(1, 100))
+    wait_drawn(qtbot, plots, 101)
+    assert plots.curves["loss_d"].opts["symbol"] is None  # a long curve is a line
+
+
+def test_log_axis_labels_decades_not_every_minor_tick(plots):
+    axis = plots.panels[-1].getAxis("left")
+    assert plots.panels[-1].titleLabel.text is not None and axis.logMode
+    axis.setRange(-3, 1)  # four decades
+    minor = [v + math.log10(k) for v in range(-3, 1) for k in range(2, 10)]
+    assert [s for s in axis.logTickStrings(minor, 1.0, None) if s] == []
+    assert axis.logTickStrings([-3, -2, 0], 1.0, 1.0) == ["0.001", "0.01", "1"]
+    axis.setRange(0, 1.2)  # about one decade: 2 and 5 as well
+    labelled = [s for s in axis.logTickStrings([math.log10(k) for k in range(2, 10)], 1.0, None) if s]
+    assert labelled == ["2", "5"]
+
+
+def test_single_steps_are_points_of_their_kind_not_curve_rows(qtbot, plots):
+    from ganstudio.engine.events import RunEvent
+
+    plots.append(make_rows(0, 10))
+    plots.add_event(RunEvent(9, "paused", "paused"))
+    plots.add_event(RunEvent(9, "step_d", "D step", {"loss_d": 0.7, "d_real": 0.6, "d_fake": 0.4,
+                                                      "grad_norm_d": 3.0}))
+    plots.add_event(RunEvent(10, "step_g", "G step", {"loss_g": 2.0, "grad_norm_g": 1.0}))
+    assert plots.point_count() == 10  # the curves' rows are untouched: no gap row, no repeated step
+    assert plots.single_step_points() == [("step_d", 9), ("step_g", 10)]
+    assert plots.marker_labels() == ["paused"]
+    losses = plots.panels[0]
+    names = [label.text for _sample, label in losses.legend.items]
+    assert "D step" in names and "G step" in names
+    symbols = {item.opts["symbol"] for item in losses.items if getattr(item, "opts", {}).get("pen", 0) is None}
+    assert symbols == {"t1", "t"}
+    plots.clear()
+    assert plots.single_step_points() == [] and "D step" not in [lbl.text for _s, lbl in losses.legend.items]

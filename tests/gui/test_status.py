@@ -67,3 +67,74 @@ def test_status_bar_shows_progress(qtbot):
         ("step 12,345", "epoch 3", "1,234 img/s", "ETA 1:15")
     bar.show_progress(12_346, 3, None, None)
     assert bar.labels["speed"].text() == "" and bar.labels["eta"].text() == ""
+
+
+def test_busy_indicator_until_the_first_logged_row_and_while_a_step_stalls(qtbot, monkeypatch):
+    from ganstudio.gui import status
+
+    bar = StatusBar()
+    qtbot.addWidget(bar)
+    assert bar.busy.isHidden()
+    bar.set_state("running")
+    assert not bar.busy.isHidden()  # the first steps: nothing logged yet
+    bar.show_progress(3, 0, 10.0, None)
+    bar.note_row()
+    assert bar.busy.isHidden()
+    monkeypatch.setattr(status, "STALL_S", 0.05)
+    qtbot.waitUntil(lambda: not bar.busy.isHidden(), timeout=2000)  # no new step for a while: busy again
+    bar.show_progress(4, 0, 10.0, None)
+    assert bar.busy.isHidden()
+    bar.set_state("paused")
+    assert bar.busy.isHidden()
+    bar.show_progress(5, 0, 999.0, None)  # a single step while paused: its time is no speed
+    assert bar.labels["step"].text() == "step 5" and bar.labels["speed"].text() == ""
+
+
+def test_slow_configuration_moves_the_status_step_within_half_a_second(qtbot, tmp_path, tiny_config):
+    """64 px RGB, two images a step on a CPU (tens of images a second, like the issue's 22): the first logged
+    row is far off, yet the step count moves (Progress events) and a busy indicator shows until that row."""
+    from PySide6.QtCore import QSettings
+
+    from ganstudio.gui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    window = MainWindow(settings=settings, runs_root=tmp_path / "runs")
+    qtbot.addWidget(window)
+    # one torch thread: on two cores shared with other processes, two intra-op threads wait on each other
+    # for a second at a time, and then no step could end within 0.5 s whatever the status bar does
+    window.form.set_config(tiny_config.with_overrides([
+        "data.image_size=64", "data.channels=3", "train.batch_size=2", "train.threads=1",
+        "train.log_every=100000", "train.sample_every=100000", "train.checkpoint_every=100000",
+        "train.steps=100000"]))
+    window.show()
+    qtbot.waitExposed(window)
+    # the architecture preview builds the networks in a thread of its own: let it finish, as a person's
+    # first look at the window would, so it does not compete with the first steps for two cores
+    qtbot.waitUntil(lambda: window.preview.totals().get("generator", 0) > 0, timeout=30_000)
+    try:
+        window.actions["start"].trigger()
+        qtbot.waitUntil(lambda: window.status.labels["step"].text() != "", timeout=60_000)
+        assert not window.status.busy.isHidden() and window.run.last_row is None  # busy: nothing logged yet
+        for _ in range(3):
+            before = window.status.labels["step"].text()
+            qtbot.waitUntil(lambda: window.status.labels["step"].text() != before, timeout=500)
+        assert window.status.labels["speed"].text().endswith("img/s")
+    finally:
+        window.run.shutdown()
+
+
+def test_an_uncoloured_state_follows_a_theme_switch(qtbot):
+    """'stopped' and 'idle' use the palette's text colour, also after the palette changes (dark theme)."""
+    from PySide6.QtGui import QColor, QPalette
+
+    from ganstudio.gui.status import StatusBar
+
+    bar = StatusBar()
+    qtbot.addWidget(bar)
+    bar.set_state("stopped")
+    dark = QPalette(bar.palette())
+    dark.setColor(QPalette.ColorRole.WindowText, QColor("#eeeeee"))
+    bar.setPalette(dark)
+    assert "#eeeeee" in bar.labels["state"].styleSheet()
+    bar.set_state("running")
+    assert "#eeeeee" not in bar.labels["state"].styleSheet()
