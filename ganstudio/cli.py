@@ -1,4 +1,5 @@
-"""``ganstudio``: the studio window, and the headless commands train, sample, export and presets."""
+"""``ganstudio``: the studio window, and the headless commands: train, sample, export, presets, eval, control (a
+running run) and queue."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 from ganstudio import __version__
+from ganstudio.queue.command import add_queue_parser
+from ganstudio.train_command import add_train_arguments
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
@@ -41,19 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model headless", description="Train headless; Ctrl-C saves "
                            "a checkpoint and exits. Prints the run folder at the end.")
-    source = train.add_mutually_exclusive_group()
-    source.add_argument("--config", type=Path, help="a run config TOML file")
-    source.add_argument("--preset", help="a bundled preset (see `ganstudio presets`); default dcgan-fashion")
-    source.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                       help="override a config field, e.g. --set optim.lr_g=1e-4 (repeatable)")
-    train.add_argument("--steps", type=int, help="stop at this many total generator steps")
-    train.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this much training time")
-    train.add_argument("--run-dir", type=Path, help="folder for this run (default: runs/NAME-TIMESTAMP)")
-    train.add_argument("--device", help="where to train: auto (the default), cpu, cuda, cuda:N or mps")
-    train.add_argument("--seed", type=int, help="random seed")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_train_arguments(train)
     train.set_defaults(func=cmd_train)
+    add_queue_parser(sub)  # `queue add` takes train's arguments
 
     sample = sub.add_parser("sample", help="generate images from a trained run",
                             description="OUT ending in .png writes one grid; otherwise a folder of N PNG files. "
@@ -69,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_export_parser(sub)
     _add_eval_parser(sub)
+    _add_control_parser(sub)
 
     presets = sub.add_parser("presets", help="list the bundled presets")
     presets.set_defaults(func=cmd_presets)
@@ -147,6 +141,27 @@ def _add_eval_parser(sub) -> None:
                           help="8 generated images, each beside its 3 nearest training images")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     evaluate.set_defaults(func=cmd_eval)
+
+
+def _add_control_parser(sub) -> None:
+    control = sub.add_parser(
+        "control", help="steer a run another process is writing (pause, resume, step, stop, set ...)",
+        description="Append a command to RUN_DIR/commands.jsonl; the process writing the run reads it within "
+                    "a moment (a headless ganstudio train, a queued job, the studio). Works over a shared folder.")
+    control.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run folder")
+    control.add_argument("action", metavar="COMMAND",
+                         help="pause, resume, step, step-d, step-g, stop, sample, evaluate, checkpoint, or set")
+    control.add_argument("setting", nargs="?", metavar="KEY=VALUE", help="for set: a live field, e.g. optim.lr_g=1e-4")
+    control.set_defaults(func=cmd_control)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from ganstudio.engine.commands import control_run
+
+    sent = control_run(args.run_dir, args.action, args.setting)
+    what = f" {sent['key']}={sent['value']!r}" if sent["command"] == "set" else ""
+    print(f"sent {sent['command']}{what} to {args.run_dir}")
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -15,6 +15,22 @@ from pathlib import Path
 from typing import Any
 
 
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """``ganstudio train``'s arguments; ``ganstudio queue add`` takes the same (queue/command.py)."""
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--config", type=Path, help="a run config TOML file")
+    source.add_argument("--preset", help="a bundled preset (see `ganstudio presets`); default dcgan-fashion")
+    source.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="override a config field, e.g. --set optim.lr_g=1e-4 (repeatable)")
+    train.add_argument("--steps", type=int, help="stop at this many total generator steps")
+    train.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this much training time")
+    train.add_argument("--run-dir", type=Path, help="folder for this run (default: runs/NAME-TIMESTAMP)")
+    train.add_argument("--device", help="where to train: auto (the default), cpu, cuda, cuda:N or mps")
+    train.add_argument("--seed", type=int, help="random seed")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _train_changes(args: argparse.Namespace) -> dict[str, Any]:
     """``--set`` items and the shortcut flags (``--steps``, ...) as one ``{dotted key: value}``."""
     from ganstudio.config import parse_overrides

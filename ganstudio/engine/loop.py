@@ -22,6 +22,7 @@ import torch
 
 from ganstudio.config import ConfigError, identity_differences
 from ganstudio.engine.checkpoint import CheckpointError
+from ganstudio.engine.commands import CommandReader, writer_since
 from ganstudio.engine.control import Abort, Control
 from ganstudio.engine.diagnostics import Diagnostics
 from ganstudio.engine.errors import TrainingError, explain
@@ -31,6 +32,7 @@ from ganstudio.engine.lock import RunLock
 from ganstudio.engine.marks import MarksMixin, change_label
 from ganstudio.engine.precision import all_skipped
 from ganstudio.engine.stats import StatsAccumulator, all_finite
+from ganstudio.engine.status_writer import StatusWriter
 from ganstudio.families import images_per_step
 from ganstudio.fileio import remove_stale_temps
 from ganstudio.losses import LOSSES
@@ -73,6 +75,10 @@ class TrainingLoop(MarksMixin):
             from ganstudio.engine.tensorboard import TensorBoardWriter
 
             self.callbacks = [*callbacks, TensorBoardWriter(trainer.run_dir.path / "tensorboard")]
+        # status.json and log.jsonl for anyone watching the folder; commands.jsonl from them (begin: run())
+        self.status = StatusWriter(trainer, self.control, self._write) if trainer.run_dir else None
+        self.callbacks = [*self.callbacks, self.status] if self.status else self.callbacks
+        self.commands: CommandReader | None = None
         self.acc = StatsAccumulator()
         self.good = None  # the last state known to be finite
         # False while the Trainer's state is half-changed (inside a step, a rollback, a live change): an
@@ -103,6 +109,9 @@ class TrainingLoop(MarksMixin):
             for note in getattr(lock, "notes", ()):
                 self.emit(TrainWarning(t.global_step, "lock", note))
             self._open_run_dir()
+            if self.status:
+                self.status.begin()
+                self.commands = CommandReader(t.run_dir.path, since=writer_since(t.run_dir.path))
             self.good = t.snapshot()
             return self._run()
 
@@ -182,6 +191,8 @@ class TrainingLoop(MarksMixin):
         return time.perf_counter() - self.started - self.paused_for
 
     def _handle_commands(self) -> None:
+        for problem in self.commands.poll(self.control) if self.commands else ():  # rate-limited: a stat
+            self.emit(TrainWarning(self.t.global_step, "command", problem))
         for request in self.control.take_requests():
             if request == "sample":
                 self._sample()

@@ -91,6 +91,7 @@ class SignalStop:
                  "without saving)\n")
         else:
             _say(f"\nganstudio: {name}: closing\n")
+        self.window.closing_by_signal = True  # no questions (a running queue goes on: it outlives the window)
         QTimer.singleShot(0, self.window.close)  # from the event loop, not from inside whatever code was running
 
 

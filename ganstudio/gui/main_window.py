@@ -28,6 +28,7 @@ from ganstudio.gui.menus import (ACTIONS, FIRST_LAUNCH_HINT, MENUS, TOOLBAR, Ove
 from ganstudio.gui.metrics_panel import MetricsPanel
 from ganstudio.gui.plots import TrainingPlots
 from ganstudio.gui.run_control import RunController
+from ganstudio.gui.run_docks import RunDocks
 from ganstudio.gui.status import StatusBar
 from ganstudio.gui.theme import apply_theme
 from ganstudio.gui.threads import preload_torch
@@ -43,6 +44,7 @@ class MainWindow(QMainWindow):
         self.setObjectName("main_window")
         self.setWindowTitle("ganstudio")
         self.setAcceptDrops(True)  # drop a run folder to open it
+        self.closing_by_signal = False  # SIGTERM/SIGHUP (gui/app.py): close without asking anything
         self.setDockNestingEnabled(True)
         self.settings = settings or default_settings()
         self._create_widgets()
@@ -52,6 +54,7 @@ class MainWindow(QMainWindow):
         self._create_docks()
         self.run = RunController(self, runs_root)
         self.run.run_changed.connect(self._on_run_changed)
+        self._install_run_docks()
         self.preset_guard = PresetGuard(self.form, self)  # asks before a preset replaces edits
         self._restore_settings()
         self.run.update_actions()
@@ -93,6 +96,7 @@ class MainWindow(QMainWindow):
         slots = {"new_run": self.new_run, "open_run": self.choose_run, "open_config": self.open_config,
                  "save_config": self.save_config, "export": self.export, "quit": self.close,
                  "save_checkpoint": self.save_checkpoint, "neighbours": self.show_neighbours,
+                 "compare": self._compare_runs,
                  "reset_layout": self.reset_layout, "shortcuts": self.show_shortcuts, "about": self.about}
         for name, slot in slots.items():
             self.actions[name].triggered.connect(slot)
@@ -157,6 +161,15 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(QWidget())  # docks fill the window; the empty centre takes no space
         self.centralWidget().setMaximumSize(0, 0)
         self._initial_state = self.saveState()  # what View ▸ Reset layout goes back to
+
+    def _install_run_docks(self) -> None:
+        """The Runs and Queue docks (they need the run controller's runs folder, so come after the others)."""
+        self.run_docks = RunDocks(self)
+        self._initial_state = self.saveState()  # View ▸ Reset layout includes them
+
+    @Slot()
+    def _compare_runs(self) -> None:
+        self.run_docks.compare_selected()
 
     def _default_layout(self) -> None:
         self.resize(1400, 860)
@@ -345,6 +358,11 @@ class MainWindow(QMainWindow):
         """Closing while training: stop, and close once the worker has saved its checkpoint and ended. The
         event is refused meanwhile, so the window keeps painting and says that it is saving; the process
         exits as soon as the checkpoint is safe, not after a fixed wait."""
+        if not (self.closing_by_signal or getattr(self, "_queue_asked", False)):
+            if not self.queue.confirm_close():  # a running queue: stop its job, or let it go on
+                event.ignore()
+                return
+            self._queue_asked = True  # asked once: _close_when_stopped closes again
         if self.run.busy:
             event.ignore()
             if not getattr(self, "_closing", False):  # a second close (Ctrl+Q, a signal) just waits too

@@ -25,6 +25,7 @@ ACTIONS = [
     ("open_config", "Open &config…", "", "Load settings from a TOML file"),
     ("save_config", "&Save config as…", "Ctrl+Shift+S", "Save the current settings as a TOML file"),
     ("export", "&Export…", "Ctrl+E", "Write images, a progress GIF or an interpolation from the run"),
+    ("compare", "&Compare runs…", "", "Compare 2–6 runs side by side: select them in the Runs dock first"),
     ("quit", "&Quit", "Ctrl+Q", "Close the studio (a running training saves a checkpoint first)"),
     ("start", "&Start", "F5", "Start training (or continue the opened run)"),
     ("pause", "&Pause", "Space", "Pause or resume training"),
@@ -42,7 +43,7 @@ ACTIONS = [
     ("about", "&About", "", "Versions and device"),
 ]
 MENUS = {
-    "&File": ["new_run", "open_run", "open_config", "save_config", None, "export", None, "quit"],
+    "&File": ["new_run", "open_run", "open_config", "save_config", None, "export", "compare", None, "quit"],
     "&Run": ["start", "pause", "step", "step_d", "step_g", "stop", None, "save_checkpoint", "sample_now", "evaluate",
              "neighbours"],
     "&View": ["dark", "reset_layout"],

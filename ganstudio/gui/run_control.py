@@ -6,13 +6,13 @@ widgets. It talks to the engine only through the worker's signals and the engine
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QToolButton
 
 from ganstudio.config import ConfigError, RunConfig, identity_differences, is_live, may_differ_within_run
+from ganstudio.engine.runs import default_runs_root
 from ganstudio.families import family_of
 from ganstudio.gui import icons
 from ganstudio.gui.log_view import describe_event
@@ -21,13 +21,6 @@ from ganstudio.gui.worker import RunInfo, TrainingSession, TrainWorker
 
 
 
-def default_runs_root() -> Path:
-    """GANSTUDIO_RUNS, else the user's data folder."""
-    if os.environ.get("GANSTUDIO_RUNS"):
-        return Path(os.environ["GANSTUDIO_RUNS"])
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("ganstudio")) / "runs"
 
 
 class RunController(QObject):
@@ -44,6 +37,7 @@ class RunController(QObject):
         self.device: str | None = None
         self.last_row: dict | None = None
         self.eta: Eta | None = None  # the session's ETA, from its RunInfo on
+        self.following = None  # gui.follow.Following: a run another process writes, shown live
         actions = window.actions
         for name, slot in (("start", self.start), ("pause", self.toggle_pause), ("stop", self.stop),
                            ("sample_now", self.sample_now), ("evaluate", self.evaluate_now)):
@@ -62,7 +56,8 @@ class RunController(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.session is not None and self.session.running
+        """Training here, or following a run another process trains (``control`` then sends commands)."""
+        return self.following is not None or (self.session is not None and self.session.running)
 
     # --- commands -------------------------------------------------------------------------------------
     @Slot()
@@ -152,6 +147,8 @@ class RunController(QObject):
     def shutdown(self) -> None:
         """Stop training, let the engine save its checkpoint, and join the thread (at most a minute, the
         window painting meanwhile; a start-up still reading data stops within about one file)."""
+        if self.following is not None:
+            self.following.leave()  # a followed run goes on in its own process
         if self.session is not None and self.busy:
             self.w.status.showMessage("stopping training and saving a checkpoint…")
             self.w.log.add("closing: finishing the step and saving a checkpoint")
@@ -164,9 +161,15 @@ class RunController(QObject):
         changes, so a folder that cannot be read leaves the window as it was, with a dialog saying why.
         Damaged metrics rows are skipped (and counted in the log); the rest of the run opens."""
         from ganstudio.engine.rundir import RunDir
+        from ganstudio.gui.follow import follow_run, writer_elsewhere
 
+        if self.following is not None:
+            self.following.leave()
         if self.busy:
             self.w.show_error("Training is running", "Stop training before opening another run.")
+            return
+        if writer_elsewhere(folder):  # another process writes it: show it live, do not take it over
+            follow_run(self, folder)
             return
         run = RunDir(folder)
         try:
@@ -200,6 +203,8 @@ class RunController(QObject):
         self.run_changed.emit(self.run_dir)
 
     def forget_run(self) -> None:
+        if self.following is not None:
+            self.following.leave()
         self.run_dir = self.run_config = self.last_row = None
         self.w.plots.clear()
         self.w.metrics.clear()
@@ -376,8 +381,9 @@ class RunController(QObject):
         a["evaluate"].setEnabled(busy)
         a["export"].setEnabled(self.run_dir is not None)
         a["neighbours"].setEnabled(self.run_dir is not None)
-        a["new_run"].setEnabled(not busy)
-        a["open_run"].setEnabled(not busy)
+        here = self.session is not None and self.session.running  # a followed run may be left at any time
+        a["new_run"].setEnabled(not here)
+        a["open_run"].setEnabled(not here)
         from ganstudio.gui.readiness import explain_actions  # noqa: PLC0415 - kept beside its one call
 
         explain_actions(self)  # an invalid form or torch still loading: off, with the reason shown

@@ -217,7 +217,8 @@ def test_evaluate_now_fills_the_metrics_dock_and_neighbours_view(qtbot, window, 
     _trigger(window, "evaluate")
     qtbot.waitUntil(lambda: window.metrics.point_count() == 1, timeout=60_000)
     assert "FID@100" in window.metrics.summary.text()
-    assert window.status.warning_count >= 1  # 100 samples are too few: a warning, shown on the badge
+    # 100 samples are too few: a warning, shown on the badge (emitted just after the result: wait for it)
+    qtbot.waitUntil(lambda: window.status.warning_count >= 1, timeout=10_000)
     window.docks["metrics"].raise_()
     window.grab().save(str(artifacts_dir / "main_window_metrics.png"))
     _trigger(window, "stop")
