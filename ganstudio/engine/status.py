@@ -39,6 +39,7 @@ class RunStatus:
     elapsed: float = 0.0  # training seconds over all sessions of the run
     message: str = ""     # the last thing worth saying: a failure's reason, why it stopped
     best: dict[str, float] = field(default_factory=dict)  # the primary metric's best value, e.g. {"fid": 24.3}
+    device: str = ""      # where it trains, e.g. "cuda:0" or "cpu"
 
     @classmethod
     def now(cls, state: State, **values) -> RunStatus:
@@ -100,7 +101,7 @@ def _from_json(raw) -> RunStatus:
     for name in ("started", "updated", "elapsed"):
         if not isinstance(values.get(name, 0.0), int | float) or isinstance(values.get(name), bool):
             raise ValueError(f"{name} is {values[name]!r}, not a number")
-    for name in ("host", "message"):
+    for name in ("host", "message", "device"):
         if not isinstance(values.get(name, ""), str):
             raise ValueError(f"{name} is {values[name]!r}, not text")
     best = values.get("best", {})

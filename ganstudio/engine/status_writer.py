@@ -52,7 +52,7 @@ class StatusWriter:
         if math.isfinite(score):
             best = {metric: score}  # a resumed run keeps its best so far
         self.status = RunStatus.now("paused" if self.control.paused else "running", step=self.t.global_step,
-                                    elapsed=self.t.elapsed, best=best)
+                                    elapsed=self.t.elapsed, best=best, device=str(self.t.device))
         self._save()
 
     def __call__(self, event: Event) -> None:

@@ -246,6 +246,8 @@ def follow_run(controller, folder: Path) -> bool:
     controller.following, controller.control = following, following.control
     status, _ = read_status(folder)
     who = f"pid {status.pid} on {status.host}" if status else "another process"
+    if status is not None and status.device:
+        w.status.set_device(status.device)
     w.log.add(f"following {folder}, written by {who}: it stays live here; Pause, Step, Stop, Sample, Evaluate and "
               "live changes reach it through its command file")
     controller._set_state("running")

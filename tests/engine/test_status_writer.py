@@ -36,7 +36,7 @@ def test_a_run_is_running_while_it_trains_then_finished(tmp_path, tiny_config):
     trainer = Trainer(tiny_config.updated("train.steps", 4), tmp_path / "run")
     trainer.run(callbacks=[look])
     trainer.close()
-    assert seen[0].state == "running" and seen[0].pid > 0 and seen[0].host
+    assert seen[0].state == "running" and seen[0].pid > 0 and seen[0].host and seen[0].device == "cpu"
     final = _status(tmp_path / "run")
     assert (final.state, final.step, final.message) == ("finished", 4, "reached train.steps")
     assert final.started == seen[0].started and final.updated >= seen[0].updated and final.elapsed > 0

@@ -54,6 +54,7 @@ def test_the_window_follows_a_headless_run_and_steers_it(qtbot, window, headless
     qtbot.waitUntil(lambda: _state(run) == "running", timeout=60_000)
     window.run.open_run(run)
     assert window.run.following is not None and window.status.state == "running"
+    assert window.status.labels["device"].text() == "device: cpu"  # from the writer's status.json
     assert not (run / "run.lock").read_text() or str(child.pid) in (run / "run.lock").read_text()  # not taken
     rows, grids = window.plots.point_count(), window.gallery.snapshot_count()
     qtbot.waitUntil(lambda: window.plots.point_count() >= rows + 10, timeout=60_000)  # rows arrive
