@@ -17,6 +17,7 @@ EXIT_ERROR, EXIT_USAGE = 1, 2
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc N` starts the same command N times
     if args.command is None:
         from ganstudio.gui.app import run_studio  # Qt is imported only for the window
 
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model headless", description="Train headless; Ctrl-C saves "
                            "a checkpoint and exits. Prints the run folder at the end.")
     add_train_arguments(train)
+    train.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="train on N processes (DDP through torch's launcher, as torchrun --nproc-per-node N): "
+                            "one per GPU, or CPU processes; train.batch_size stays the global batch")
     train.set_defaults(func=cmd_train)
     add_queue_parser(sub)  # `queue add` takes train's arguments
 

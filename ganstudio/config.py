@@ -116,6 +116,10 @@ class ModelConfig(Section):
     d_norm: Literal["batch", "layer", "none"] = _field(
         "batch", "D normalisation",
         "Normalisation inside D; WGAN-GP needs 'layer' or 'none' (its penalty is per sample)")
+    g_norm: Literal["batch", "none"] = _field(
+        "batch", "G normalisation",
+        "Normalisation inside G; 'none' makes each sample independent of the rest of its batch (a run on "
+        "several processes then matches a single-process run step for step)")
     d_dropout: float = _field(
         0.0, "D dropout", "Dropout probability in D's hidden layers: noisier D decisions, which slows a D "
         "that wins too fast", ge=0.0, lt=1.0)

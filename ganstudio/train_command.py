@@ -45,8 +45,10 @@ def _train_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ganstudio.engine import Control
+    from ganstudio.engine import Control, distributed
 
+    if getattr(args, "nproc", None) and args.nproc > 1 and not distributed.requested():
+        return _launch(args)
     control = Control()
     interrupts = _Interrupts(control)
     try:
@@ -71,28 +73,99 @@ def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
     if not args.resume:
         config = RunConfig.load(args.config, changes) if args.config else \
             load_preset(args.preset or "dcgan-fashion", changes)
+    from ganstudio.engine import distributed
+
     run_dir = RunDir(args.resume or args.run_dir) if args.resume or args.run_dir else RunDir.new("runs", config.name)
-    with _writer_lock(run_dir, new=config is not None) as lock:  # before the Trainer: refuse a second writer now
+    main = not distributed.requested() or int(os.environ.get("RANK", "0")) == 0  # rank 0 alone writes and talks
+    if config is not None and _restarted() and run_dir.last_checkpoint.is_file():
+        config = None  # torchrun restarted the group (--max-restarts): continue from the last checkpoint
+        args.resume = run_dir.path
+    # the lock before the Trainer: refuse a second writer now
+    with _writer_lock(run_dir, new=config is not None) if main else _no_lock() as lock:
         for note in lock.notes if lock else ():
             print(f"note: {note}", file=sys.stderr)
         if config is None:
             trainer = Trainer.resume(args.resume, changes, cancelled=lambda: control.stopped)
         else:  # the data's decoding (minutes for a big folder) stops at the first signal
             trainer = Trainer(config, run_dir, cancelled=lambda: control.stopped)
-        for warning in (*trainer.batches.warnings, *trainer.warnings):
+        for warning in (*trainer.batches.warnings, *trainer.warnings) if main else ():
             print(f"warning: {warning}", file=sys.stderr)
-        interrupts.started(trainer.run_dir.last_checkpoint, trainer.global_step if args.resume else None)
-        progress = _Progress(trainer, enabled=not args.quiet)
+        if trainer.group and main:
+            print(trainer.group.describe(), file=sys.stderr)
+        interrupts.started(trainer.run_dir.last_checkpoint if trainer.run_dir else None,
+                           trainer.global_step if args.resume else None)
+        progress = _Progress(trainer, enabled=not args.quiet and main)
         try:
             finished = trainer.run(control, [progress, interrupts.note_event])
         finally:
             progress.close()
             trainer.close()
+            distributed.cleanup()
+    if not main:
+        return 0
     if interrupts.signal_name and interrupts.saved_step == finished.step:
         print(f"stopped by {interrupts.signal_name} at step {finished.step}: checkpoint saved to "
               f"{interrupts.checkpoint}", file=sys.stderr)
     print(f"run folder: {finished.run_dir} (step {finished.step}, {finished.reason})")
     return 0
+
+
+def _restarted() -> bool:
+    """Whether torchrun started this group again after a process of it failed."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+
+@contextmanager
+def _no_lock():
+    yield None  # a rank > 0: rank 0 holds the run folder's lock
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``ganstudio train --nproc N``: the same command on N processes through torch's launcher
+    (``torch.distributed.run``, what ``torchrun --standalone --nproc-per-node N`` runs), in this process.
+    The run folder is named here, so every rank writes (rank 0) or reads the same one."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    from ganstudio.config import ConfigError, RunConfig, load_preset
+    from ganstudio.engine import RunDir
+
+    argv = _without_nproc(getattr(args, "argv", None) or sys.argv[1:])
+    if not args.resume:
+        changes = _train_changes(args)
+        config = RunConfig.load(args.config, changes) if args.config else \
+            load_preset(args.preset or "dcgan-fashion", changes)
+        if config.train.batch_size % args.nproc:
+            raise ConfigError(f"train.batch_size = {config.train.batch_size} does not divide by --nproc {args.nproc} "
+                              f"(train.batch_size is the global batch); use a multiple of {args.nproc}")
+        if not args.run_dir:
+            argv += ["--run-dir", str(RunDir.new("runs", config.name).path)]
+    launcher = get_args_parser().parse_args(
+        ["--standalone", "--nproc-per-node", str(args.nproc), "--module", "ganstudio", *argv])
+    try:
+        run(launcher)
+    except SignalException as err:  # the launcher passed it on to every rank, which stopped and saved together
+        print(f"ganstudio train: stopped by {signal.Signals(err.sigval).name}", file=sys.stderr)
+        return 128 + int(err.sigval)
+    except ChildFailedError as err:
+        failures = "; ".join(f"rank {f.global_rank}: exit {f.exitcode}" for f in err.failures.values())
+        print(f"ganstudio train: a training process failed ({failures}); the run folder keeps its last "
+              "checkpoint", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
 
 
 @contextmanager

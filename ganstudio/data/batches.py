@@ -4,6 +4,10 @@ Both draw the same order: epoch ``e`` is the permutation ``randperm(N)`` from a 
 ``hash(seed, e)``, cut into ``N // batch_size`` batches (the last partial batch is dropped). So the
 whole data order is fixed by (seed, epoch, position), which is all ``state_dict`` needs to resume
 exactly, and the two implementations can stand in for each other across a resume.
+
+Under several processes (``shard``) ``batch_size`` stays the global batch: every rank walks the same
+order and takes its own contiguous part of each batch, so the ranks together see exactly the batches one
+process would.
 """
 
 from __future__ import annotations
@@ -70,6 +74,20 @@ class Batches:
         self._seed = seed
         # our own generator: drawing the order never touches (or depends on) the global RNG
         self._generator = torch.Generator()
+        self._part = slice(0, batch_size)  # this rank's rows of each global batch (all of it: one process)
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Take rows [rank·b, (rank+1)·b) of each global batch, b = batch_size / world_size."""
+        if self.batch_size % world_size:
+            raise DataError(f"train.batch_size = {self.batch_size} does not divide by {world_size} processes")
+        b = self.batch_size // world_size
+        self._part = slice(rank * b, (rank + 1) * b)
+        self._restart()
+
+    def _rows(self, position: int) -> slice:
+        """The positions in the epoch's order of this rank's part of batch ``position``."""
+        start = position * self.batch_size
+        return slice(start + self._part.start, start + self._part.stop)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """images float32 (B, C, H, W) in [-1, 1] and labels int64 (B,) (-1 = unlabelled), on the device."""
@@ -101,7 +119,7 @@ class Batches:
             self._generator.manual_seed(epoch_seed(self._seed, epoch) ^ _FLIP_SALT)
             coins = torch.rand(self.num_images, generator=self._generator) < 0.5
             self._coins, self._coins_key = coins.to(self.device), (self._seed, epoch)
-        flip = self._coins[position * self.batch_size:(position + 1) * self.batch_size]
+        flip = self._coins[self._rows(position)]
         return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
 
     def state_dict(self) -> dict:
@@ -149,8 +167,7 @@ class TensorBatches(Batches):
             cuda = self.device.type == "cuda"
             self._order = (order.pin_memory() if cuda else order).to(self.device, non_blocking=cuda)
             self._order_epoch = self.epoch
-        start = self._position * self.batch_size
-        index = self._order[start:start + self.batch_size]  # Python ints only: no .item(), no sync
+        index = self._order[self._rows(self._position)]  # Python ints only: no .item(), no sync
         self._advance()
         images = self._hflip(self._images.index_select(0, index).float().div_(127.5).sub_(1))
         return images, self._labels.index_select(0, index)
@@ -186,8 +203,7 @@ class MapBatches(Batches):
         if self._order_epoch != self.epoch:
             self._order = permutation(self._seed, self.epoch, self.num_images, self._generator).numpy()
             self._order_epoch = self.epoch
-        start = self._position * self.batch_size
-        index = self._order[start:start + self.batch_size]
+        index = self._order[self._rows(self._position)]
         self._advance()
         rows = torch.from_numpy(np.asarray(self._images[index]))  # reads these rows only, in this order
         self._release(rows.numel())
@@ -247,7 +263,7 @@ class _EpochBatchSampler:
 
     def __init__(self, batches: Batches, epoch: int, position: int) -> None:
         self.seed, self.generator, self.num_images = batches._seed, batches._generator, batches.num_images
-        self.per_epoch, self.batch_size = batches.batches_per_epoch, batches.batch_size
+        self.per_epoch, self.rows = batches.batches_per_epoch, batches._rows
         self.epoch, self.position = epoch, position
 
     def __iter__(self):
@@ -255,7 +271,7 @@ class _EpochBatchSampler:
         while True:
             order = permutation(self.seed, epoch, self.num_images, self.generator).tolist()
             for b in range(position, self.per_epoch):
-                yield order[b * self.batch_size:(b + 1) * self.batch_size]
+                yield order[self.rows(b)]
             epoch, position = epoch + 1, 0
 
 

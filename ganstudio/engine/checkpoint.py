@@ -85,7 +85,7 @@ _STATE_TENSOR_MAPS = ("g", "d", "g_ema")
 _STATE_TENSORS = ("fixed_noise", "noise_rng", "penalty_rng", "augment_rng")
 _STATE_DICTS = ("opt_g", "opt_d", "data", "rng")
 _STATE_NUMBERS = ("elapsed", "best_score")
-_STATE_INTS = ("step", "evals_since_best")
+_STATE_INTS = ("step", "evals_since_best", "world_size")
 _STATE_NAMES = ("rng_device",)
 
 

@@ -33,7 +33,7 @@ def train_step(s: TrainState, next_batch: Batch, kind: str = "both") -> Stats:
             fake, labels = d_step(s, *next_batch(), keep_graph, stats)
     if kind in ("both", "g"):
         if fake is None:
-            n = s.config.train.batch_size
+            n = s.config.train.batch_size // s.world_size  # this rank's part of the global batch
             labels = fake_labels(s, n)
             fake = generate(s, n, labels)
         g_step(s, fake, labels, stats)
@@ -120,7 +120,9 @@ def fake_labels(s: TrainState, n: int) -> Tensor | None:
     """Classes for a G step's fakes (a cgan), drawn uniformly from the training noise."""
     if not s.family.conditional:
         return None
-    return torch.randint(s.config.model.num_classes, (n,), device=s.device, generator=s.rngs.noise)
+    # like TrainState.noise: every rank draws the global batch's classes and takes its own part
+    labels = torch.randint(s.config.model.num_classes, (n * s.world_size,), device=s.device, generator=s.rngs.noise)
+    return labels[s.rank * n:(s.rank + 1) * n]
 
 
 def d_input(s: TrainState, images: Tensor) -> Tensor:

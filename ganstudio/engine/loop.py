@@ -24,6 +24,7 @@ from ganstudio.config import ConfigError, identity_differences
 from ganstudio.engine.checkpoint import CheckpointError
 from ganstudio.engine.commands import CommandReader, writer_since
 from ganstudio.engine.control import Abort, Control
+from ganstudio.engine.distributed import SharedControl
 from ganstudio.engine.diagnostics import Diagnostics
 from ganstudio.engine.errors import TrainingError, explain
 from ganstudio.engine.events import (CheckpointSaved, EvalResult, EvalStarted, Event, Progress, RunFinished, Samples,
@@ -70,6 +71,10 @@ class Trainer(Protocol):
 class TrainingLoop(MarksMixin):
     def __init__(self, trainer: Trainer, control: Control | None, callbacks: list[Callable[[Event], None]]):
         self.t, self.control = trainer, control or Control()
+        self.group = getattr(trainer, "group", None)  # several processes: decisions are taken together
+        if self.group:
+            self.control = SharedControl(self.control, self.group, clock=self._own_training_time)
+        self.joins = getattr(trainer, "joins_writer", False)  # a rank > 0 whose rank 0 writes a run folder
         self.callbacks = callbacks
         if trainer.config.train.tensorboard and trainer.run_dir:
             from ganstudio.engine.tensorboard import TensorBoardWriter
@@ -188,6 +193,11 @@ class TrainingLoop(MarksMixin):
         return None
 
     def _training_time(self) -> float:
+        if self.group:  # rank 0's clock, as of the last step boundary: every rank sees the same budget
+            return self.control.training_time
+        return self._own_training_time()
+
+    def _own_training_time(self) -> float:
         return time.perf_counter() - self.started - self.paused_for
 
     def _handle_commands(self) -> None:
@@ -233,6 +243,8 @@ class TrainingLoop(MarksMixin):
         if not self.acc.steps:
             return True
         means = self.acc.means()
+        if self.group:  # the ranks' mean: a NaN on one rank is a NaN on all, and all roll back together
+            means = self.group.average(means)
         if not all_finite(means) or all_skipped(means):  # a scaler-skipped fp16 update alone is no divergence
             self.consistent = False
             self._rollback(means)  # raises when it gives up: then nothing is saved anyway
@@ -332,6 +344,8 @@ class TrainingLoop(MarksMixin):
         return result
 
     def _append_metrics(self, row: dict) -> None:
+        if self.group:
+            row = {**row, "world_size": self.group.world_size}
         if self.t.run_dir:
             self._write("metrics", lambda: self.t.run_dir.append_metrics(row))
 
@@ -346,10 +360,12 @@ class TrainingLoop(MarksMixin):
             return
         n = t.config.eval.num_samples
         self.emit(EvalStarted(t.global_step, n))
-        report = t.evaluate(n)
+        # under several processes rank 0 alone evaluates (the metric's statistics need all images in one
+        # place, and its features are loaded once); every rank gets the report, for best.pt and early stop
+        report = self.group.from_main(lambda: t.evaluate(n)) if self.group else t.evaluate(n)
         best = t.record_score(report.metrics.get(t.family.primary_metric))
-        if best and t.run_dir:
-            self._save(t.run_dir.checkpoints_dir / "best.pt")
+        if best and (t.run_dir or self.joins):
+            self._save(t.run_dir.checkpoints_dir / "best.pt" if t.run_dir else None)  # None: joins rank 0's
         if t.run_dir:
             self._append_metrics({"step": t.global_step, "epoch": t.epoch, **report.row()})
         self.emit(EvalResult(t.global_step, report.metrics, n, report.extractor, report.seconds, best,
@@ -377,7 +393,10 @@ class TrainingLoop(MarksMixin):
     def _checkpoint(self, final: bool) -> None:
         """Write checkpoints/last.pt; a failure is a warning mid-run, an error (naming the file) at the end."""
         t = self.t
-        if t.run_dir is None or not self._report():
+        if (t.run_dir is None and not self.joins) or not self._report():
+            return
+        if t.run_dir is None:  # another rank: sends its random states to rank 0, which writes
+            t.save_checkpoint()
             return
         if final:
             self.emit(CheckpointSaved(t.global_step, t.save_checkpoint()))
@@ -392,6 +411,8 @@ class TrainingLoop(MarksMixin):
         t = self.t
         self.start_config = t.config
         if t.run_dir is None:
+            if self.joins and self.group.broadcast(None):
+                t.save_checkpoint()  # rank 0 saves below: this rank's random states go with it
             return
         run = t.run_dir
         run.create()
@@ -410,7 +431,10 @@ class TrainingLoop(MarksMixin):
         rewound = run.rewind(t.global_step)
         if rewound is not None:
             self.emit(TrainWarning(t.global_step, "resume", str(rewound)))
-        if self.saved_config is not None and identity_differences(self.saved_config, t.config):
+        resave = self.saved_config is not None and bool(identity_differences(self.saved_config, t.config))
+        if self.group:  # the other ranks join this checkpoint (they wait for the answer in _open_run_dir)
+            self.group.broadcast(resave)
+        if resave:
             # continued with changed fixed fields: config.toml names settings last.pt does not hold
             # until the next checkpoint, and a checkpoint that disagrees with its folder is refused
             self._save(run.last_checkpoint)
@@ -426,7 +450,7 @@ class TrainingLoop(MarksMixin):
                 self._report()
                 if reason in ("stopped", "interrupted"):
                     self._mark("stopped", "stopped")
-            if t.run_dir and saving:
+            if (t.run_dir or self.joins) and saving:
                 if t.global_step % t.config.train.sample_every:
                     self._sample()
                 self._checkpoint(final=True)

@@ -36,6 +36,8 @@ class MarksMixin:
         figures go to events.jsonl (a row in metrics.jsonl would repeat a step number, or leave the other
         network's curves a gap); a full step is also logged as a row. False when it was rolled back."""
         means = self.acc.means()  # a sync, but a single step is a person's click
+        if getattr(self, "group", None):  # several processes: all decide alike, or one waits alone in _report
+            means = self.group.average(means)
         if not all_finite(means):
             return self._report()  # the NaN guard's path: rolls back
         if action == "both":

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ganstudio.config import RunConfig
 from ganstudio.engine import seeds
 from ganstudio.engine.devices import check_precision
+from ganstudio.engine.distributed import Group, unwrap, wrap
 from ganstudio.engine.precision import Precision
 from ganstudio.engine.schedules import lr_factor, schedule_horizon
 from ganstudio.families import Family, family_of
@@ -34,9 +35,13 @@ class Rngs:
     augment: torch.Generator  # DiffAugment, instance noise
 
     @classmethod
-    def seeded(cls, seed: int, device: torch.device) -> Rngs:
-        return cls(*(torch.Generator(device).manual_seed(seed + offset)
-                     for offset in (seeds.NOISE, seeds.PENALTY, seeds.AUGMENT)))
+    def seeded(cls, seed: int, device: torch.device, rank: int = 0) -> Rngs:
+        """Under several processes the noise stream is the same on every rank (each takes its part of the
+        global batch's noise: see ``TrainState.noise``); penalty and augmentation streams differ by rank,
+        so the ranks' images are not all augmented alike."""
+        return cls(torch.Generator(device).manual_seed(seed + seeds.NOISE),
+                   *(torch.Generator(device).manual_seed((seed + offset + rank * _RANK_STRIDE) % 2**64)
+                     for offset in (seeds.PENALTY, seeds.AUGMENT)))
 
     @classmethod
     def moved(cls, seed: int, step: int, device: torch.device) -> Rngs:
@@ -72,6 +77,7 @@ class Rngs:
 
 
 _STEP_STRIDE = 1_000_003  # > every seeds offset: stream k at step s never meets stream j at step t
+_RANK_STRIDE = 7_919 * 2**40  # far beyond any step stride: rank r's streams meet no other rank's
 
 
 @dataclass
@@ -89,6 +95,8 @@ class TrainState:
     step: int = 0  # counted (generator) steps so far
     precision: Precision | None = None  # autocast and fp16's scalers; built from the config when None
     moved_from: str | None = None  # the device type the loaded random streams came from, when not this one
+    rank: int = 0        # this process's rank, and how many train together (torchrun; 1 = a single process)
+    world_size: int = 1
 
     def __post_init__(self) -> None:
         if self.precision is None:
@@ -99,16 +107,21 @@ class TrainState:
         return family_of(self.config)
 
     def noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.config.model.z_dim, device=self.device, generator=self.rngs.noise)
+        if self.world_size == 1:
+            return torch.randn(n, self.config.model.z_dim, device=self.device, generator=self.rngs.noise)
+        # every rank draws the global batch's noise and takes its own rows: the same z as one process
+        # drawing it all (the equivalence the DDP tests check), for a draw world_size times larger
+        z = torch.randn(n * self.world_size, self.config.model.z_dim, device=self.device, generator=self.rngs.noise)
+        return z[self.rank * n:(self.rank + 1) * n]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"g": self.g.state_dict(), "d": self.d.state_dict(),
+        return {"g": unwrap(self.g).state_dict(), "d": unwrap(self.d).state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "step": self.step, **self.rngs.state_dict(), **self.precision.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.g.load_state_dict(state["g"])
-        self.d.load_state_dict(state["d"])
+        unwrap(self.g).load_state_dict(state["g"])
+        unwrap(self.d).load_state_dict(state["d"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
@@ -122,8 +135,9 @@ class TrainState:
         apply_optim_settings(self)
 
 
-def build_state(config: RunConfig, device: torch.device) -> TrainState:
-    """Networks (drawn from the global RNG: seed it first), optimizers and generators for ``config``."""
+def build_state(config: RunConfig, device: torch.device, group: Group | None = None) -> TrainState:
+    """Networks (drawn from the global RNG: seed it first), optimizers and generators for ``config``;
+    under a ``group`` G and D each in its own DDP wrapper (see ``distributed.py``)."""
     model, train = config.model, config.train
     check_precision(train.precision, device)
     g, d = build_models(model, image_size=config.data.image_size, channels=config.data.channels)
@@ -133,9 +147,11 @@ def build_state(config: RunConfig, device: torch.device) -> TrainState:
     g.to(device, memory_format=memory_format)
     d.to(device, memory_format=memory_format)
     o = config.optim
-    return TrainState(config, g, d, _optimizer(config, g.parameters(), o.lr_g, o.weight_decay_g),
+    rank, world = (group.rank, group.world_size) if group else (0, 1)
+    return TrainState(config, wrap(g, group), wrap(d, group),
+                      _optimizer(config, g.parameters(), o.lr_g, o.weight_decay_g),
                       _optimizer(config, d.parameters(), o.lr_d, o.weight_decay_d),
-                      Rngs.seeded(train.seed, device), device, memory_format)
+                      Rngs.seeded(train.seed, device, rank), device, memory_format, rank=rank, world_size=world)
 
 
 def apply_optim_settings(state: TrainState) -> None:

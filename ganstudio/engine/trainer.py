@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ganstudio.config import ConfigError, RunConfig, from_dict, is_live
 from ganstudio.data import build_batches
-from ganstudio.engine import autoencoder, checkpoint, gan, seeds
+from ganstudio.engine import autoencoder, checkpoint, distributed, gan, seeds
 from ganstudio.engine.devices import resolve_device
 from ganstudio.engine.errors import TrainingError
 from ganstudio.engine.events import RunFinished, StepStats, TrainWarning
@@ -45,7 +45,9 @@ class Trainer:
         total)`` follows the preparation of a folder's cache, when one is built."""
         self.family = family_of(config)
         train = config.train
-        device = resolve_device(train.device)
+        self.group = distributed.setup(train.device)  # None for a single process (no torchrun environment)
+        distributed.check_batch(train.batch_size, self.group)
+        device = self.group.device if self.group else resolve_device(train.device)
         if train.threads:
             torch.set_num_threads(train.threads)  # process-wide; part of what makes a resume bit-exact
         random.seed(train.seed)
@@ -54,9 +56,13 @@ class Trainer:
 
         self.batches = build_batches(config.data, batch_size=train.batch_size, device=device, seed=train.seed,
                                      cancelled=cancelled, progress=progress)
+        if self.group:
+            self.batches.shard(self.group.rank, self.group.world_size)
         if self.family.conditional:
             _check_labels(config, self.batches)
-        self.state = build_state(config, device)
+        self.state = build_state(config, device, self.group)
+        if self.group and self.group.rank:
+            _seed_rank(train.seed, self.group.rank)  # dropout and the like differ by rank from here on
         # G's weight EMA (Yazıcı et al. 2019): a smoothed copy for samples, evaluation and export
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if train.ema > 0 else None
         self.strategy = autoencoder if self.family.encoder else gan  # a module: train_step(state, ...)
@@ -71,6 +77,10 @@ class Trainer:
         self.evals_since_best = 0       # autoencoder); checkpoints/best.pt holds that state
         self._evaluator = None
         self.run_dir = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+        # rank 0 alone writes the run folder; the others join its checkpoints (their random states go in)
+        self.joins_writer = bool(self.group and not self.group.is_main and self.run_dir is not None)
+        if self.joins_writer:
+            self.run_dir = None
         self.checkpoint_config: RunConfig | None = None  # the config of the checkpoint this run resumed from
         self.warnings: list[str] = []  # what the Trainer had to do differently (a compile fallback)
         self._emit: Callable | None = None  # while run() goes: passes TrainWarnings to its callbacks
@@ -108,11 +118,11 @@ class Trainer:
 
     @property
     def g(self) -> nn.Module:
-        return self.state.g
+        return distributed.unwrap(self.state.g)
 
     @property
     def d(self) -> nn.Module:
-        return self.state.d
+        return distributed.unwrap(self.state.d)
 
     @property
     def opt_g(self) -> torch.optim.Optimizer:
@@ -309,13 +319,16 @@ class Trainer:
             **self.state.state_dict(), "data": self.batches.state_dict(),
             "fixed_noise": self.fixed_noise, "elapsed": self.elapsed,
             "best_score": self.best_score, "evals_since_best": self.evals_since_best,
-            "rng": checkpoint.rng_state(),
+            "rng": checkpoint.rng_state(), **({"world_size": self.group.world_size} if self.group else {}),
             **({"g_ema": self.g_ema.state_dict()} if self.g_ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.g_ema is not None:
             self.g_ema.load_state_dict(state.get("g_ema", state["g"]))  # EMA switched on mid-run: start at G
+        state, notice = distributed.own_rank(state, self.group)
+        if notice and notice not in self.warnings:
+            self._warn("world_size", notice)
         self.batches.load_state_dict(state["data"])
         self.fixed_noise = state["fixed_noise"].to(self.device)
         self.elapsed = float(state["elapsed"])
@@ -336,15 +349,23 @@ class Trainer:
         """Go back to a ``snapshot()``; the snapshot stays usable for another restore."""
         self.load_state_dict(copy.deepcopy(snapshot))
 
-    def save_checkpoint(self, path: Path | None = None) -> Path:
-        """Write the full state atomically (default: the run folder's checkpoints/last.pt)."""
+    def save_checkpoint(self, path: Path | None = None) -> Path | None:
+        """Write the full state atomically (default: the run folder's checkpoints/last.pt). Under several
+        processes every rank calls it: their random states go to rank 0, which alone writes (the others
+        return None)."""
+        state = self.state_dict()
+        if self.group:
+            ranks = self.group.gather({"rng": state["rng"], **self.state.rngs.state_dict()})
+            if not self.group.is_main:
+                return None
+            state = {**state, "ranks": ranks}
         if path is None:
             if self.run_dir is None:
                 raise ValueError("save_checkpoint needs a path when the Trainer has no run folder")
             path = self.run_dir.last_checkpoint
         path = Path(path)
         checkpoint.save(path, {"config": self.config.model_dump(mode="json"), "step": self.global_step,
-                               "state": self.state_dict()})
+                               "state": state})
         return path
 
     @classmethod
@@ -387,6 +408,13 @@ class Trainer:
             return TrainingLoop(self, control, callbacks).run()
         finally:
             self._emit = None
+
+
+def _seed_rank(seed: int, rank: int) -> None:
+    seed = (seed + rank * 1_000_003) % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def _grid_labels(config: RunConfig, device: torch.device) -> tuple[Tensor | None, int | None]:

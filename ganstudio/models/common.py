@@ -62,6 +62,15 @@ def d_norm(kind: str, features: int, *, conv: bool) -> list[nn.Module]:
     raise ValueError(f"model.d_norm = {kind!r}: expected one of 'batch', 'layer', 'none'")
 
 
+def g_norm(kind: str, features: int, *, conv: bool) -> list[nn.Module]:
+    """The normalisation layer ``ModelConfig.g_norm`` names, as a list (empty for 'none')."""
+    if kind == "batch":
+        return [nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)]
+    if kind == "none":
+        return []
+    raise ValueError(f"model.g_norm = {kind!r}: expected one of 'batch', 'none'")
+
+
 def d_dropout(p: float) -> list[nn.Module]:
     """Dropout after a D block when ``p`` > 0. Element-wise on feature maps too: with 4x4 maps and
     few channels, dropping whole channels (Dropout2d) makes D's score jump too much per step."""

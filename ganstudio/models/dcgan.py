@@ -19,7 +19,7 @@ import math
 from torch import Tensor, nn
 
 from ganstudio.config import ModelConfig
-from ganstudio.models.common import d_dropout, d_norm
+from ganstudio.models.common import d_dropout, d_norm, g_norm
 
 WIDTH_CAP = 8  # most channels, as a multiple of g_width / d_width: sizes up to 64 px never reach it
 
@@ -46,14 +46,16 @@ class DCGANGenerator(nn.Module):
         ch = ngf * min(2 ** (n - 1), WIDTH_CAP)
         layers: list[nn.Module] = [
             # input is Z, z_dim x 1 x 1 (a cgan's: z joined with a label embedding), going into a convolution
-            nn.ConvTranspose2d(in_features or cfg.z_dim, ch, s0, 1, 0, bias=False),  # BN's shift: no bias needed
-            nn.BatchNorm2d(ch),
+            # no bias under batch norm: its shift takes that part
+            nn.ConvTranspose2d(in_features or cfg.z_dim, ch, s0, 1, 0, bias=cfg.g_norm == "none"),
+            *g_norm(cfg.g_norm, ch, conv=True),
             nn.ReLU(True),
             # state size. (ngf*2^(n-1)) x s0 x s0          [(ngf*4) x 4 x 4]
         ]
         for k in range(n - 2, -1, -1):  # k: stride-2 layers still to come after this one
             out = ngf * min(2 ** k, WIDTH_CAP)
-            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=cfg.g_norm == "none"),
+                       *g_norm(cfg.g_norm, out, conv=True), nn.ReLU(True)]
             ch = out
             # state size. channels halve, side doubles    [(ngf*2) x 8 x 8, then ngf x 16 x 16]
         layers += [

@@ -14,13 +14,13 @@ import math
 from torch import Tensor, nn
 
 from ganstudio.config import ModelConfig
-from ganstudio.models.common import d_dropout, d_norm
+from ganstudio.models.common import d_dropout, d_norm, g_norm
 
 
-def _g_block(n_in: int, n_out: int, *, norm: bool) -> list[nn.Module]:
+def _g_block(n_in: int, n_out: int, *, norm: str) -> list[nn.Module]:
     # BatchNorm1d on all hidden layers but the first, as in the tutorial and DCGAN's G (no norm right
     # after z). Its default eps, not the tutorial's BatchNorm1d(n, 0.8), which passes 0.8 as eps.
-    return [nn.Linear(n_in, n_out), *([nn.BatchNorm1d(n_out)] if norm else []), nn.LeakyReLU(0.2, inplace=True)]
+    return [nn.Linear(n_in, n_out), *g_norm(norm, n_out, conv=False), nn.LeakyReLU(0.2, inplace=True)]
 
 
 class MLPGenerator(nn.Module):
@@ -33,13 +33,13 @@ class MLPGenerator(nn.Module):
         w = cfg.g_width
         self.main = nn.Sequential(
             # input is z (or z joined with a label embedding), going into a linear layer
-            *_g_block(in_features or cfg.z_dim, w, norm=False),
+            *_g_block(in_features or cfg.z_dim, w, norm="none"),
             # state size. w
-            *_g_block(w, 2 * w, norm=True),
+            *_g_block(w, 2 * w, norm=cfg.g_norm),
             # state size. (w*2)
-            *_g_block(2 * w, 4 * w, norm=True),
+            *_g_block(2 * w, 4 * w, norm=cfg.g_norm),
             # state size. (w*4)
-            *_g_block(4 * w, 8 * w, norm=True),
+            *_g_block(4 * w, 8 * w, norm=cfg.g_norm),
             # state size. (w*8)
             nn.Linear(8 * w, math.prod(self.image_shape)),
             nn.Tanh(),

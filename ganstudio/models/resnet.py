@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ganstudio.config import ModelConfig
-from ganstudio.models.common import d_dropout, d_norm
+from ganstudio.models.common import d_dropout, d_norm, g_norm
 from ganstudio.models.dcgan import size_plan
 
 WIDTH_CAP = 16  # most channels, as a multiple of g_width / d_width (BigGAN's ch·16 at 4 x 4)
@@ -88,12 +88,12 @@ class _Gate(nn.Module):
 class GBlock(nn.Module):
     """BN-ReLU-up-conv3-BN-ReLU-conv3, plus up-conv1 on the shortcut: (cin, s, s) -> (cout, 2s, 2s)."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, norm: str = "batch") -> None:
         super().__init__()
         self.residual = nn.Sequential(
-            nn.BatchNorm2d(cin), nn.ReLU(), nn.Upsample(scale_factor=2),
-            nn.Conv2d(cin, cout, 3, 1, 1, bias=False),  # BN's shift follows: no bias needed
-            nn.BatchNorm2d(cout), nn.ReLU(True),
+            *g_norm(norm, cin, conv=True), nn.ReLU(), nn.Upsample(scale_factor=2),
+            nn.Conv2d(cin, cout, 3, 1, 1, bias=norm == "none"),  # BN's shift follows: no bias needed
+            *g_norm(norm, cout, conv=True), nn.ReLU(True),
             nn.Conv2d(cout, cout, 3, 1, 1))
         self.shortcut = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 1))
 
@@ -153,12 +153,12 @@ class ResNetGenerator(nn.Module):
             # state size. (ngf*16) x s0 x s0                 [(ngf*16) x 4 x 4]
         ]
         for k in range(n):
-            layers.append(GBlock(ch[k], ch[k + 1]))
+            layers.append(GBlock(ch[k], ch[k + 1], cfg.g_norm))
             # state size. channels halve, side doubles      [(ngf*8) x 8 x 8 ... ngf x 64 x 64]
             if attention == s0 * 2 ** (k + 1):
                 layers.append(SelfAttention(ch[k + 1]))
         layers += [
-            nn.BatchNorm2d(ch[-1]), nn.ReLU(True),
+            *g_norm(cfg.g_norm, ch[-1], conv=True), nn.ReLU(True),
             nn.Conv2d(ch[-1], channels, 3, 1, 1),
             nn.Tanh(),
             # state size. C x size x size                    [C x 64 x 64]

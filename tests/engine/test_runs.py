@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import ganstudio.engine.runs as runs_module
 from ganstudio.engine.lock import RunLock
 from ganstudio.engine.runs import RunIndex, list_runs
 
@@ -104,7 +105,7 @@ def test_missing_and_unreadable_roots_list_nothing(tmp_path):
     assert list_runs([tmp_path / "nope", tmp_path / "file"]) == []
 
 
-def test_500_runs_list_within_a_second(tmp_path):
+def test_500_runs_list_within_a_second(tmp_path, monkeypatch):
     """The issue's bound is 1 s for 500 runs; cold, on a loaded 2-core machine, this lists them in about
     0.2 s (benchmarks/runs_list.py prints the figure), so 1 s leaves room for a slow CI runner without
     hiding a regression to per-run pydantic validation or full metrics parsing (several seconds)."""
@@ -116,9 +117,12 @@ def test_500_runs_list_within_a_second(tmp_path):
     assert len(runs) == 500 and cold < 1.0, f"500 runs took {cold:.2f} s"
     index = RunIndex()
     index.list([tmp_path / "runs"])
-    t0 = time.perf_counter()
-    index.list([tmp_path / "runs"])
-    assert time.perf_counter() - t0 < 0.2  # the dock's once-a-second rescan: stat calls only
+    parsed = []
+    real_load = runs_module.tomllib.load
+    monkeypatch.setattr(runs_module.tomllib, "load", lambda f: parsed.append(f.name) or real_load(f))
+    again = index.list([tmp_path / "runs"])
+    # the dock's once-a-second rescan: stat calls only, no config parsed again (its time is the benchmark's)
+    assert parsed == [] and [r.path for r in again] == [r.path for r in runs]
 
 
 def test_listing_runs_never_imports_torch(tmp_path):
