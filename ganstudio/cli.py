@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model headless", description="Train headless; Ctrl-C saves "
                            "a checkpoint and exits. Prints the run folder at the end.")
     add_train_arguments(train)
-    train.add_argument("--nproc", type=int, default=1, metavar="N",
+    train.add_argument("--nproc", type=int, default=None, metavar="N",
                        help="train on N processes (DDP through torch's launcher, as torchrun --nproc-per-node N): "
                             "one per GPU, or CPU processes; train.batch_size stays the global batch")
     train.set_defaults(func=cmd_train)

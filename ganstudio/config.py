@@ -222,6 +222,9 @@ class TrainConfig(Section):
         "GPU; costs device memory for the graphs' static buffers. Ignored, with a warning, on other devices")
     threads: int = _field(
         0, "CPU threads", "Threads torch uses on the CPU (0 = torch's default, one per core)", ge=0, le=1024)
+    processes: int = _field(
+        1, "Processes", "DDP processes on this machine: its GPUs, or CPU processes; 1 = train in the studio's own "
+        "thread", ge=1, le=1024)
     channels_last: bool = _field(
         True, "Channels-last", "Store conv activations channels-last (faster convolutions on most devices)")
     ema: float = _field(
@@ -382,8 +385,8 @@ def is_live(key: str) -> bool:
 # Beside the live fields, these may differ between a checkpoint and its run folder's config.toml, or change
 # when a run is continued: the budgets, and where and how fast it runs (not what it computes).
 RESUME_OVERRIDABLE = ("train.steps", "train.max_time")
-_PLACEMENT = ("train.device", "train.compile", "train.cuda_graphs", "train.threads", "train.tensorboard",
-              "data.workers", "data.memory_limit_mb")
+_PLACEMENT = ("train.device", "train.compile", "train.cuda_graphs", "train.threads", "train.processes",
+              "train.tensorboard", "data.workers", "data.memory_limit_mb")
 
 
 def may_differ_within_run(key: str) -> bool:

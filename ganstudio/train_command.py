@@ -47,8 +47,10 @@ def _train_changes(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from ganstudio.engine import Control, distributed
 
-    if getattr(args, "nproc", None) and args.nproc > 1 and not distributed.requested():
-        return _launch(args)
+    if not distributed.requested():  # a rank of a group runs as it is: torchrun (or --nproc) started it
+        args.nproc = _processes(args)
+        if args.nproc > 1:
+            return _launch(args)
     control = Control()
     interrupts = _Interrupts(control)
     try:
@@ -94,7 +96,7 @@ def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
             print(trainer.group.describe(), file=sys.stderr)
         interrupts.started(trainer.run_dir.last_checkpoint if trainer.run_dir else None,
                            trainer.global_step if args.resume else None)
-        progress = _Progress(trainer, enabled=not args.quiet and main)
+        progress = _Progress(trainer, enabled=not args.quiet and main, speaks=main)
         try:
             finished = trainer.run(control, [progress, interrupts.note_event])
         finally:
@@ -108,6 +110,24 @@ def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
               f"{interrupts.checkpoint}", file=sys.stderr)
     print(f"run folder: {finished.run_dir} (step {finished.step}, {finished.reason})")
     return 0
+
+
+def _processes(args: argparse.Namespace) -> int:
+    """How many processes to train on: ``--nproc`` when given, else the config's ``train.processes`` (the
+    studio's Processes field). A config that cannot be read counts as 1: ``_train`` then says what is wrong."""
+    from ganstudio.config import ConfigError, RunConfig, load_preset
+
+    if getattr(args, "nproc", None) is not None:  # given: it wins, --nproc 1 included
+        return args.nproc
+    try:
+        changes = _train_changes(args)
+        if args.resume:
+            return RunConfig.load(Path(args.resume) / "config.toml", changes).train.processes
+        config = RunConfig.load(args.config, changes) if args.config else \
+            load_preset(args.preset or "dcgan-fashion", changes)
+    except (ConfigError, OSError, ValueError):
+        return 1
+    return config.train.processes
 
 
 def _restarted() -> bool:
@@ -273,9 +293,11 @@ class _Progress:
     """tqdm bar fed by the Trainer's events: the step a few times a second (Progress), the figures at
     logging intervals (StepStats)."""
 
-    def __init__(self, trainer, enabled: bool) -> None:
+    def __init__(self, trainer, enabled: bool, speaks: bool = True) -> None:
+        """``enabled``: draw the bar; ``speaks``: print warnings (rank 0 only: every rank sees them)."""
         from tqdm import tqdm
 
+        self.speaks = speaks
         self.bar = tqdm(total=trainer.config.train.steps, initial=trainer.global_step, unit="step",
                         disable=not enabled, dynamic_ncols=True)
         self.keys = [key for key, _ in trainer.family.plots[0].keys]  # the family's losses: D/G, recon, KL
@@ -290,7 +312,7 @@ class _Progress:
             row = event.to_json()
             figures = {key: f"{row[key]:.3f}" for key in self.keys if key in row}
             self.bar.set_postfix(**figures, img_s=f"{event.images_per_s:.0f}", refresh=False)
-        elif isinstance(event, TrainWarning):
+        elif isinstance(event, TrainWarning) and self.speaks:
             self.bar.write(f"warning (step {event.step}): {event.message}", file=sys.stderr)
 
     def close(self) -> None:

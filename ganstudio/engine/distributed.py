@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ def setup(device_setting: str = "auto") -> Group | None:
 
     from ganstudio.config import ConfigError
 
+    _die_with_launcher()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     cuda = device_setting.split(":")[0] in ("auto", "cuda") and torch.cuda.is_available()
@@ -162,6 +164,23 @@ def setup(device_setting: str = "auto") -> Group | None:
                                 **({"device_id": device} if cuda else {}))
     _group = Group(rank, world, local, backend, device)
     return _group
+
+
+def _die_with_launcher() -> None:
+    """A rank whose launcher dies without passing a signal on (kill -9 of torchrun or of ``ganstudio train
+    --nproc``) would train on as an orphan for ever. Linux's PR_SET_PDEATHSIG sends it SIGTERM instead, which
+    it handles as any stop: it saves and exits. Elsewhere nothing is done."""
+    if not sys.platform.startswith("linux") or "TORCHELASTIC_RUN_ID" not in os.environ:
+        return  # only under torchrun's agent (torchrun, --nproc): a process of our own has its own parent
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher died before the call above: nobody would send the signal now
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def cleanup() -> None:

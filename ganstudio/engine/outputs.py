@@ -57,8 +57,7 @@ class OutputsMixin:
         return result
 
     def _append_metrics(self, row: dict) -> None:
-        if self.group:
-            row = {**row, "world_size": self.group.world_size}
+        row = {**row, "world_size": self.group.world_size if self.group else 1}  # every row says how many trained
         if self.t.run_dir:
             self._write("metrics", lambda: self.t.run_dir.append_metrics(row))
 

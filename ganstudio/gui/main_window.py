@@ -358,6 +358,11 @@ class MainWindow(QMainWindow):
         """Closing while training: stop, and close once the worker has saved its checkpoint and ended. The
         event is refused meanwhile, so the window keeps painting and says that it is saving; the process
         exits as soon as the checkpoint is safe, not after a fixed wait."""
+        from ganstudio.gui.job_launch import confirm_close
+
+        if not confirm_close(self):  # a job started here (Processes > 1): stop it, or leave it running
+            event.ignore()
+            return
         if not (self.closing_by_signal or getattr(self, "_queue_asked", False)):
             if not self.queue.confirm_close():  # a running queue: stop its job, or let it go on
                 event.ignore()

@@ -38,6 +38,7 @@ class RunController(QObject):
         self.last_row: dict | None = None
         self.eta: Eta | None = None  # the session's ETA, from its RunInfo on
         self.following = None  # gui.follow.Following: a run another process writes, shown live
+        self.job = None  # gui.job_launch.JobLaunch: the multi-process job Start launched, for the close question
         actions = window.actions
         for name, slot in (("start", self.start), ("pause", self.toggle_pause), ("stop", self.stop),
                            ("sample_now", self.sample_now), ("evaluate", self.evaluate_now)):
@@ -67,6 +68,12 @@ class RunController(QObject):
         config = self.w.form.config()
         if config is None:
             self.w.show_error("Cannot start", "The settings are not valid:\n" + self.w.form.error_text())
+            return
+        if config.train.processes > 1:  # DDP: a child `ganstudio train --nproc N`, followed through its folder
+            from ganstudio.gui.job_launch import start_job
+
+            resuming = self._can_resume(config)
+            start_job(self, config, paused, _resume_changes(self.run_config, config) if resuming else None)
             return
         from ganstudio.engine import Control  # light: no torch import
 

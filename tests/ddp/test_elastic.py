@@ -99,3 +99,41 @@ def test_sigterm_to_the_launcher_stops_every_rank_with_one_good_checkpoint(tmp_p
     assert saved["step"] == _step(run) > 0 and len(saved["state"]["ranks"]) == 2
     assert json.loads((run / "status.json").read_text())["state"] == "stopped"
     assert len(ranks) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in ranks)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the ranks through /proc (Linux)")
+def test_ranks_stop_when_their_launcher_is_killed(tmp_path):
+    """kill -9 of the launcher passes no signal on: each rank gets SIGTERM from the kernel (its parent died),
+    saves and exits, instead of training on as an orphan."""
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "ganstudio", "train", "--nproc", "2", "--preset", "mlp-gan", "--device", "cpu",
+               "--steps", "100000", "--run-dir", str(run), "--quiet", "--set", "train.batch_size=16",
+               "--set", "train.checkpoint_every=20", "--set", "model.g_width=16", "--set", "model.d_width=16",
+               "--set", "data.max_images=256"]
+    job = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    ranks: list[int] = []
+    try:
+        _wait(lambda: (run / "checkpoints" / "last.pt").is_file(), 90, "no checkpoint")
+        ranks = _children(job.pid)
+        assert len(ranks) == 2
+        job.kill()  # SIGKILL to the launcher alone, not its process group
+        job.wait(10)
+        _wait(lambda: not any(Path(f"/proc/{pid}").exists() and b"zombie" not in _status(pid) for pid in ranks),
+              60, "ranks still running after their launcher died")
+    finally:
+        for pid in ranks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if job.poll() is None:
+            job.kill()
+    assert json.loads((run / "status.json").read_text())["state"] == "stopped"  # saved on the way out
+
+
+def _status(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/status").read_bytes().lower()
+    except OSError:
+        return b"zombie"
