@@ -10,11 +10,14 @@ unchanged: each becomes a line in the run's ``commands.jsonl``.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 POLL_MS = 200  # 5 looks a second: a new row or grid is drawn within ~0.2 s of being written
+DRAIN_MS = 20  # while a grid decodes off the GUI thread: how often to look whether it is done
 TAIL_LINES = 8  # log lines shown when the writer crashed
 
 
@@ -92,6 +95,13 @@ class RunFollow(QObject):
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
         self.log_tail: list[str] = []  # the last log lines, for a crash report
+        # grid PNGs decode on a thread of their own (~10 ms each would stall the GUI thread); the results go
+        # out in order from the GUI thread, drained by a short timer while any is pending
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="follow-grids")
+        self._decoding: deque = deque()  # (grid record, future), oldest first
+        self._drain = QTimer(self)
+        self._drain.setInterval(DRAIN_MS)
+        self._drain.timeout.connect(self._emit_decoded)
 
     def start(self) -> None:
         self.poll()
@@ -99,6 +109,8 @@ class RunFollow(QObject):
 
     def stop(self) -> None:
         self.timer.stop()
+        self._drain.stop()
+        self._decoder.shutdown(wait=False, cancel_futures=True)
 
     @property
     def active(self) -> bool:
@@ -122,10 +134,9 @@ class RunFollow(QObject):
             for event in update.events:
                 self.marked.emit(event)
             for grid, pairs in pair_up(update.grids):
-                try:
-                    self.sampled.emit(load_samples(grid, pairs))
-                except (OSError, ValueError) as err:  # deleted or damaged since its index row
-                    self.noted.emit(f"could not read {grid.path}: {err}")
+                self._decoding.append((grid, self._decoder.submit(load_samples, grid, pairs)))
+            if self._decoding:
+                self._drain.start()
             for row in update.log:
                 if row.get("kind") != "error":  # the failure itself comes with the state
                     self.warned.emit(_warning(row))
@@ -135,6 +146,18 @@ class RunFollow(QObject):
             self.status = update.status
         if update.state is not None:
             self.state_changed.emit(update.state, self.status)
+
+
+    @Slot()
+    def _emit_decoded(self) -> None:
+        while self._decoding and self._decoding[0][1].done():
+            grid, future = self._decoding.popleft()
+            try:
+                self.sampled.emit(future.result())
+            except (OSError, ValueError) as err:  # deleted or damaged since its index row
+                self.noted.emit(f"could not read {grid.path}: {err}")
+        if not self._decoding:
+            self._drain.stop()
 
 
 def writer_elsewhere(folder: Path) -> bool:
