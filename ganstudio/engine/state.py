@@ -44,13 +44,17 @@ class Rngs:
                      for offset in (seeds.PENALTY, seeds.AUGMENT)))
 
     @classmethod
-    def moved(cls, seed: int, step: int, device: torch.device) -> Rngs:
+    def moved(cls, seed: int, step: int, device: torch.device, rank: int = 0) -> Rngs:
         """Fresh streams for a run continued on another kind of device, whose generator states these are
         not (a CUDA generator keeps a seed and an offset, the CPU's a Mersenne-Twister table): seeded from
         the seed, the stream and the step, so the continued run is reproducible, though not the run that
-        stayed on the first device."""
-        return cls(*(torch.Generator(device).manual_seed((seed + offset + step * _STEP_STRIDE) % 2**64)
-                     for offset in (seeds.NOISE, seeds.PENALTY, seeds.AUGMENT)))
+        stayed on the first device. As in ``seeded``, the noise is the same on every rank, the penalty and
+        augmentation streams are the rank's own."""
+        def stream(offset: int, per_rank: bool) -> torch.Generator:
+            value = seed + offset + step * _STEP_STRIDE + (rank * _RANK_STRIDE if per_rank else 0)
+            return torch.Generator(device).manual_seed(value % 2**64)
+
+        return cls(stream(seeds.NOISE, False), stream(seeds.PENALTY, True), stream(seeds.AUGMENT, True))
 
     @property
     def device_type(self) -> str:
@@ -131,7 +135,7 @@ class TrainState:
             self.moved_from = None
         else:
             self.moved_from = state.get("rng_device", "another device")
-            self.rngs = Rngs.moved(self.config.train.seed, self.step, self.device)
+            self.rngs = Rngs.moved(self.config.train.seed, self.step, self.device, self.rank)
         apply_optim_settings(self)
 
 

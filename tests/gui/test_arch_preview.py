@@ -241,7 +241,8 @@ def test_a_cgan_shows_its_label_inputs(qtbot, preview):
     assert last_shape(preview, "generator") == "1 × 28 × 28"
     assert "10 classes (projection conditioning)" in preview.summary()
     show(qtbot, preview, config.updated("model.conditioning", "concat"))
-    assert "10 classes (concat conditioning)" in preview.summary() and "Embedding" in layer_types(preview, "discriminator")
+    assert "10 classes (concat conditioning)" in preview.summary()
+    assert "Embedding" in layer_types(preview, "discriminator")
 
 
 def test_mixed_bodies_are_named(qtbot, preview):

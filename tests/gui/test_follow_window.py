@@ -84,3 +84,13 @@ def test_a_followed_run_that_is_killed_shows_as_crashed(qtbot, window, headless)
     qtbot.waitUntil(lambda: window.status.state == "error", timeout=30_000)
     assert window.run.following is None and "crashed" in window.log.toPlainText()
     assert window.isVisible()
+
+
+def test_closing_while_following_leaves_the_run_running_and_closes_at_once(qtbot, window, headless):
+    child, run = headless
+    qtbot.waitUntil(lambda: _state(run) == "running", timeout=60_000)
+    window.run.open_run(run)
+    assert window.run.following is not None and window.run.busy
+    window.close()  # nothing to save here: the run is another process's
+    assert not window.isVisible() and window.run.following is None
+    assert child.poll() is None and _state(run) == "running"  # it trains on; Open follows it again later

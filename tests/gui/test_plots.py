@@ -198,7 +198,8 @@ def vae_rows(start, n, seed=0):
     for s in range(start, start + n):
         recon, kl = 60 * np.exp(-s / 300) + 25 + rng.normal(), 4 + 14 * (1 - np.exp(-s / 200)) + 0.5 * rng.normal()
         rows.append({"step": s, "epoch": 0, "recon": recon, "kl": kl, "loss": recon + kl,
-                     "grad_norm_d": float(np.exp(rng.normal(1, 0.4))), "grad_norm_g": float(np.exp(rng.normal(0.5, 0.4))),
+                     "grad_norm_d": float(np.exp(rng.normal(1, 0.4))),
+                     "grad_norm_g": float(np.exp(rng.normal(0.5, 0.4))),
                      "lr_d": 1e-3, "lr_g": 1e-3, "images_per_s": 2000.0, "wall_time": s * 0.01})
     return rows
 
