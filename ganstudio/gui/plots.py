@@ -11,6 +11,8 @@ once per tick at most, only when something new arrived.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Slot
@@ -115,7 +117,9 @@ class TrainingPlots(QWidget):
             self.single_steps.append(SingleSteps(plot, list(spec.keys), {k: COLOURS.get(k, CYCLE[i % len(CYCLE)])
                                                                         for i, (k, _) in enumerate(spec.keys)}))
         for plot in self.panels[:-1]:
-            plot.getAxis("bottom").setStyle(showValues=False)
+            # the panels share the last one's step axis: an axis above it would repaint on every new row
+            # for nothing but its tick marks (~1 ms a redraw, a third of the paint)
+            plot.hideAxis("bottom")
         self.panels[-1].setLabel("bottom", "step")
         for curve in (*self.raw_curves.values(), *self.curves.values()):
             # 'peak' keeps each block's min and max, so 2 blocks a pixel (4 vertices) lose nothing
@@ -327,6 +331,14 @@ class TrainingPlots(QWidget):
             # views into the columns, no copies; pyqtgraph copies what it maps or downsamples
             self.raw_curves[key].setData(x, self._data.view(key))
             self.curves[key].setData(x, self._data.view(f"smooth:{key}"))
+        for plot in self.panels:
+            # Fit the ranges to the new data now (what ViewBox does, if still auto-ranging, when it
+            # paints). Left to the paint, the new range invalidates what was just painted and every new
+            # row costs two paints of all panels. A series without data yet (another family's, a first
+            # row's NaN) makes numpy warn "All-NaN slice" while bounding its symbols: nothing to report.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                plot.vb.prepareForPaint()
 
     @Slot(int)
     def _on_smoothing(self, _value: int) -> None:

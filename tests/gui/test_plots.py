@@ -371,3 +371,19 @@ def test_single_steps_are_points_of_their_kind_not_curve_rows(qtbot, plots):
     assert symbols == {"t1", "t"}
     plots.clear()
     assert plots.single_step_points() == [] and "D step" not in [lbl.text for _s, lbl in losses.legend.items]
+
+
+def test_a_redraw_fits_the_ranges_before_the_paint(plots, qtbot):
+    """The redraw fits the ranges itself. Left to the paint, the new range invalidates what was just painted and
+    each new row costs two paints of every panel (the stall a followed run's rows caused)."""
+    plots.show()
+    plots.append(make_rows(0, 50))
+    wait_drawn(qtbot, plots, 50)
+    plots.append(make_rows(50, 30))
+    plots._redraw()
+    for plot in plots.panels:  # no paint has run since: the redraw fitted them
+        assert plot.vb.viewRange()[0][1] >= 79
+    lowest = min(r["loss_d"] for r in make_rows(0, 50) + make_rows(50, 30))
+    assert plots.panels[0].vb.viewRange()[1][0] <= lowest
+    assert not plots.panels[0].getAxis("bottom").isVisible()  # one step axis, under the last panel
+    assert plots.panels[-1].getAxis("bottom").isVisible()
