@@ -10,6 +10,7 @@ from pathlib import Path
 from ganstudio import __version__
 from ganstudio.queue.command import add_queue_parser
 from ganstudio.train_command import add_train_arguments
+from ganstudio.train_launch import add_launch_arguments
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
@@ -46,9 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model headless", description="Train headless; Ctrl-C saves "
                            "a checkpoint and exits. Prints the run folder at the end.")
     add_train_arguments(train)
-    train.add_argument("--nproc", type=int, default=None, metavar="N",
-                       help="train on N processes (DDP through torch's launcher, as torchrun --nproc-per-node N): "
-                            "one per GPU, or CPU processes; train.batch_size stays the global batch")
+    add_launch_arguments(train)
     train.set_defaults(func=cmd_train)
     add_queue_parser(sub)  # `queue add` takes train's arguments
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ganstudio.train_launch import launch, quiet_rank, wants_group
+
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """``ganstudio train``'s arguments; ``ganstudio queue add`` takes the same (queue/command.py)."""
@@ -49,21 +51,49 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not distributed.requested():  # a rank of a group runs as it is: torchrun (or --nproc) started it
         args.nproc = _processes(args)
-        if args.nproc > 1:
+        if wants_group(args):
             return _launch(args)
     control = Control()
-    interrupts = _Interrupts(control)
+    interrupts = _Interrupts(control, speaks=_speaks())
     try:
         with interrupts:  # from the first moment: a signal during start-up ends it cleanly too
             return _train(args, control, interrupts)
     except KeyboardInterrupt as err:  # the handlers' Abort (a second signal, or one during start-up)
-        print(f"ganstudio train: {err}", file=sys.stderr)
+        if interrupts.speaks:
+            print(f"ganstudio train: {err}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
-    except Exception:
+    except Exception as err:
         if control.stopped and not interrupts.training:  # data.Cancelled: the build saw the stop first
-            print(f"ganstudio train: {interrupts.startup_message()}", file=sys.stderr)
+            if interrupts.speaks:
+                print(f"ganstudio train: {interrupts.startup_message()}", file=sys.stderr)
             return interrupts.exit_code()
+        if distributed.requested() and not getattr(args, "debug", False):
+            return _rank_failed(err)
         raise
+
+
+def _speaks() -> bool:
+    """Rank 0 (or a single process) prints; the other ranks of a group keep quiet about what every rank sees."""
+    return quiet_rank()[0] == 0
+
+
+def _rank_failed(err: Exception) -> int:
+    """A rank's error, said once for the group: an error every rank meets (a config value) by the first rank
+    of each machine, anything else by the rank it happened on, and a lost peer by rank 0 only when no
+    launcher of ours names the rank that died (train_launch.py)."""
+    from ganstudio.config import ConfigError
+    from ganstudio.engine.errors import lost_contact
+
+    rank, launched = quiet_rank()
+    if lost_contact(err):
+        speak = rank == 0 and not launched
+    elif isinstance(err, ConfigError):
+        speak = int(os.environ.get("LOCAL_RANK", rank)) == 0
+    else:
+        speak = True
+    if speak:
+        print(f"ganstudio train: {f'rank {rank}: ' if rank else ''}error: {err}", file=sys.stderr)
+    return 2 if isinstance(err, ConfigError) else 1
 
 
 def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
@@ -94,6 +124,10 @@ def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         if trainer.group and main:
             print(trainer.group.describe(), file=sys.stderr)
+        if _restarted() and main:
+            print(f"restarted after a process failed (restart {os.environ['TORCHELASTIC_RESTART_COUNT']} of "
+                  f"{os.environ.get('TORCHELASTIC_MAX_RESTARTS', '?')}): continuing from step {trainer.global_step}",
+                  file=sys.stderr)
         interrupts.started(trainer.run_dir.last_checkpoint if trainer.run_dir else None,
                            trainer.global_step if args.resume else None)
         progress = _Progress(trainer, enabled=not args.quiet and main, speaks=main)
@@ -141,51 +175,16 @@ def _no_lock():
 
 
 def _launch(args: argparse.Namespace) -> int:
-    """``ganstudio train --nproc N``: the same command on N processes through torch's launcher
-    (``torch.distributed.run``, what ``torchrun --standalone --nproc-per-node N`` runs), in this process.
-    The run folder is named here, so every rank writes (rank 0) or reads the same one."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
+    """``ganstudio train --nproc N`` (and ``--nnodes``): the same command on N processes through torch's
+    launcher, in this process (train_launch.py)."""
+    from ganstudio.config import RunConfig, load_preset
 
-    from ganstudio.config import ConfigError, RunConfig, load_preset
-    from ganstudio.engine import RunDir
-
-    argv = _without_nproc(getattr(args, "argv", None) or sys.argv[1:])
+    config = None
     if not args.resume:
         changes = _train_changes(args)
         config = RunConfig.load(args.config, changes) if args.config else \
             load_preset(args.preset or "dcgan-fashion", changes)
-        if config.train.batch_size % args.nproc:
-            raise ConfigError(f"train.batch_size = {config.train.batch_size} does not divide by --nproc {args.nproc} "
-                              f"(train.batch_size is the global batch); use a multiple of {args.nproc}")
-        if not args.run_dir:
-            argv += ["--run-dir", str(RunDir.new("runs", config.name).path)]
-    launcher = get_args_parser().parse_args(
-        ["--standalone", "--nproc-per-node", str(args.nproc), "--module", "ganstudio", *argv])
-    try:
-        run(launcher)
-    except SignalException as err:  # the launcher passed it on to every rank, which stopped and saved together
-        print(f"ganstudio train: stopped by {signal.Signals(err.sigval).name}", file=sys.stderr)
-        return 128 + int(err.sigval)
-    except ChildFailedError as err:
-        failures = "; ".join(f"rank {f.global_rank}: exit {f.exitcode}" for f in err.failures.values())
-        print(f"ganstudio train: a training process failed ({failures}); the run folder keeps its last "
-              "checkpoint", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _without_nproc(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-        elif item == "--nproc":
-            skip = True
-        elif not item.startswith("--nproc="):
-            out.append(item)
-    return out
+    return launch(args, config)
 
 
 @contextmanager
@@ -229,8 +228,9 @@ class _Interrupts:
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
-    def __init__(self, control) -> None:
-        self.control = control
+    def __init__(self, control, speaks: bool = True) -> None:
+        """``speaks``: print what a signal does (rank 0 only: torch's launcher passes it to every rank)."""
+        self.control, self.speaks = control, speaks
         self.training = False
         self.signal_name: str | None = None  # the first signal received
         self.signum = signal.SIGINT
@@ -274,8 +274,9 @@ class _Interrupts:
         if not self.training:
             raise Abort(self.startup_message(), self.exit_code())
         if first:
-            _say(f"\n{name}: stopping after this step and saving a checkpoint (Ctrl-C or SIGTERM again aborts "
-                 "without saving)\n")
+            if self.speaks:
+                _say(f"\n{name}: stopping after this step and saving a checkpoint (Ctrl-C or SIGTERM again "
+                     "aborts without saving)\n")
             return
         kept = (f"{self.checkpoint} is intact (last saved at step {self.saved_step})"
                 if self.saved_step is not None else "no checkpoint had been written in this run yet")

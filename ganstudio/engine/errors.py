@@ -3,6 +3,8 @@ checkpoint problems have their own errors."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ganstudio.config import ConfigError
@@ -19,7 +21,37 @@ def explain(err: Exception, t) -> str:
         return _out_of_memory(t)
     if isinstance(err, TrainingError | CheckpointError | ConfigError):
         return str(err)
+    if getattr(t, "group", None) is not None and lost_contact(err):
+        return _lost_contact(t)
     return f"{type(err).__name__}: {err}"
+
+
+# what gloo and NCCL say when the other end of a collective went away (gloo raises a plain RuntimeError)
+_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "Read error", "Write error",
+         "Socket Timeout", "timed out", "NCCL communicator was aborted", "remote process exited")
+
+
+def lost_contact(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is a collective that failed because another rank stopped answering:
+    it died, was killed, or its machine went away."""
+    while err is not None:
+        dist = getattr(torch, "distributed", None)
+        if dist is not None and dist.is_available() and isinstance(err, dist.DistError):
+            return True
+        if isinstance(err, RuntimeError) and any(text in str(err) for text in _LOST):
+            return True
+        err = err.__cause__
+    return False
+
+
+def _lost_contact(t) -> str:
+    run = t.run_dir
+    kept = f"{run.last_checkpoint} is intact" if run is not None and run.last_checkpoint.is_file() else \
+        "no checkpoint had been written yet"
+    here = os.environ.get("LOCAL_WORLD_SIZE", t.group.world_size)  # processes per machine: what --nproc says
+    return (f"lost contact with another of the {t.group.world_size} processes at step {t.global_step} (it died, "
+            f"was killed, or its machine went away), so this one stops too; {kept}: continue with "
+            f"`ganstudio train --resume {run.path if run else 'RUN'} --nproc {here}`")
 
 
 def _out_of_memory(t) -> str:

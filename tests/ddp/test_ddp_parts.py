@@ -12,7 +12,7 @@ from ganstudio.data.base import ImageSet
 from ganstudio.data.batches import TensorBatches, _EpochBatchSampler
 from ganstudio.engine import distributed
 from ganstudio.models import build_models
-from ganstudio.train_command import _without_nproc
+from ganstudio.train_launch import rank_argv
 
 
 @pytest.mark.parametrize("arch,size", [("mlp", 28), ("dcgan", 32), ("resnet", 32)])
@@ -81,7 +81,9 @@ def test_each_rank_takes_its_own_random_states_and_another_world_size_is_noted()
 
 
 def test_nproc_is_dropped_from_the_command_each_rank_runs():
-    assert _without_nproc(["train", "--nproc", "2", "--steps", "3", "--nproc=4"]) == ["train", "--steps", "3"]
+    assert rank_argv(["train", "--nproc", "2", "--steps", "3", "--nproc=4"]) == ["train", "--steps", "3"]
+    assert rank_argv(["train", "--nnodes", "1:2", "--rdzv-endpoint=h:1", "--rdzv-timeout", "9", "--max-restarts", "1",
+                      "--run-dir", "r"]) == ["train", "--run-dir", "r"]
 
 
 def test_a_single_process_joins_no_group(tiny_config):
