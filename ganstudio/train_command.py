@@ -47,12 +47,33 @@ def _train_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ganstudio.engine import Control, distributed
+    from ganstudio.engine import distributed
 
     if not distributed.requested():  # a rank of a group runs as it is: torchrun (or --nproc) started it
         args.nproc = _processes(args)
         if wants_group(args):
             return _launch(args)
+    code = _run(args, distributed)
+    if distributed.requested():
+        _leave(code)
+    return code
+
+
+def _leave(code: int) -> None:
+    """A rank's exit, without the interpreter's teardown: files are closed and the group destroyed by now,
+    and tearing down gloo's worker threads with the interpreter sometimes aborts the rank (SIGABRT,
+    "terminate called without an active exception": pytorch issues 190489 and 179291)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _run(args: argparse.Namespace, distributed) -> int:
+    from ganstudio.engine import Control
+
     control = Control()
     interrupts = _Interrupts(control, speaks=_speaks())
     try:
