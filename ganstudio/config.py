@@ -225,6 +225,11 @@ class TrainConfig(Section):
     processes: int = _field(
         1, "Processes", "DDP processes on this machine: its GPUs, or CPU processes; 1 = train in the studio's own "
         "thread", ge=1, le=1024)
+    sync_batch_norm: bool = _field(
+        False, "Sync batch norm",
+        "With several processes on CUDA GPUs: batch norm pools its batch statistics over all processes "
+        "(SyncBatchNorm), as one large batch would; helps when each GPU's part of the batch is small. Costs a "
+        "collective per batch-norm layer and forward. Refused on CPU processes; ignored by a single process")
     channels_last: bool = _field(
         True, "Channels-last", "Store conv activations channels-last (faster convolutions on most devices)")
     ema: float = _field(

@@ -109,19 +109,24 @@ def _full_precision(x: Tensor):
 
 
 def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None,
-                     labels: Tensor | None = None) -> Tensor:
+                     labels: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
     """WGAN-GP's E[(‖∇D(x̂)‖₂ − 1)²] on x̂ = αx + (1 − α)G(z), one α ~ U[0, 1] per sample
     (Gulrajani et al. 2017). Differentiable in D's weights (create_graph), so the caller adds
     ``gp_weight * gradient_penalty(...)`` to the D loss. Costs a second forward and a double backward.
 
     ``labels``: a conditional D's class per row, shared by ``real`` and ``fake`` (a cgan draws its fakes
     for the real images' labels); None for an unconditional D.
+
+    ``alpha``: the (N,) weights, when the caller draws them (several processes each take their rows of
+    the global batch's draw); else drawn from ``generator``.
     """
     shape = (real.size(0),) + (1,) * (real.dim() - 1)
     real, fake = real.float(), fake.float()
-    # Drawn where the generator lives, then moved: a CPU generator works for a CUDA batch.
-    device = generator.device if generator is not None else real.device
-    alpha = torch.rand(shape, generator=generator, device=device).to(real)
+    if alpha is None:
+        # Drawn where the generator lives, then moved: a CPU generator works for a CUDA batch.
+        device = generator.device if generator is not None else real.device
+        alpha = torch.rand(shape, generator=generator, device=device)
+    alpha = alpha.reshape(shape).to(real)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     with _full_precision(mixed):
         (grad,) = torch.autograd.grad(_score(d, mixed, labels).float().sum(), mixed, create_graph=True)

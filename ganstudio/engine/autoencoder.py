@@ -56,7 +56,7 @@ def encode(s: TrainState, images: Tensor, *, sample: bool) -> tuple[Tensor, Tens
     mu, logvar = code.float().chunk(2, dim=1)
     if not sample:
         return mu, mu, logvar
-    eps = torch.randn(mu.shape, device=mu.device, generator=s.rngs.noise)
+    eps = s.noise(mu.shape[0])
     return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 
 

@@ -13,8 +13,9 @@ The rules a GAN under DDP needs (the parts off-the-shelf recipes get wrong):
 * no buffer broadcast (``broadcast_buffers=False``): D sees real and fake in two forwards before one backward; a buffer
   broadcast at the second forward overwrites batch norm's running statistics in place while autograd
   still holds them, which fails. Running statistics only matter in eval mode (rank 0's samples, from
-  rank 0's shard), so nothing is lost by leaving them per rank. SyncBatchNorm would pool the batch
-  statistics, but it does not run on the CPU, and the CPU (gloo) is what the tests run on.
+  rank 0's shard), so nothing is lost by leaving them per rank. ``train.sync_batch_norm`` pools the
+  batch statistics instead (:func:`sync_batch_norm`, CUDA only: SyncBatchNorm does not run on the CPU);
+  D's two forwards are then two collectives, the same on every rank.
 * A forward with no parameter that wants a gradient (D during G's step: ``requires_grad_(False)``)
   bypasses DDP: otherwise DDP waits for gradients that never come and the next step fails.
 * Every branching decision is collective: figures are averaged over the ranks at each report (so a NaN
@@ -145,9 +146,12 @@ def setup(device_setting: str = "auto") -> Group | None:
     local = int(os.environ.get("LOCAL_RANK", rank))
     cuda = device_setting.split(":")[0] in ("auto", "cuda") and torch.cuda.is_available()
     if cuda:
-        if local >= torch.cuda.device_count():
-            raise ConfigError(f"LOCAL_RANK {local} but this machine has {torch.cuda.device_count()} CUDA "
-                              "device(s); start at most that many processes per node (--nproc-per-node)")
+        # every rank checks the count of the whole machine, so all of them refuse with the same line before
+        # any rendezvous (a check of LOCAL_RANK alone failed some ranks while the others waited for them)
+        here, gpus = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), local + 1), torch.cuda.device_count()
+        if here > gpus:
+            raise ConfigError(f"{here} processes on this machine but {gpus} CUDA device(s): start one process "
+                              f"per GPU (--nproc {gpus}), or set train.device = 'cpu'")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     elif device_setting.split(":")[0] not in ("auto", "cpu", "cuda"):
@@ -223,12 +227,49 @@ def wrap(module: nn.Module, group: Group | None) -> nn.Module:
     """``module`` in its own DDP wrapper under a group; as it is otherwise."""
     if group is None or not any(p.requires_grad for p in module.parameters()):
         return module
+    _canonical_conv_strides(module)
     device_ids = [group.device.index] if group.device.type == "cuda" else None
     ddp = _gan_ddp_type()
     # no buffer broadcast at each forward (see the module docstring); torch >= 2.14 names it forward_sync_buffers
     no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters \
         else {"broadcast_buffers": False}
     return ddp(module, device_ids=device_ids, **no_sync)
+
+
+def _canonical_conv_strides(module: nn.Module) -> None:
+    """Give a conv weight that is contiguous in memory but carries channels-last strides (in_channels 1 under
+    ``train.channels_last``: [8, 1, 4, 4] with strides [16, 1, 4, 1]) the canonical strides. Both describe
+    the same memory, but DDP's bucket view copies the weight's strides, and a double backward (WGAN-GP's
+    penalty, R1) makes that weight's gradient with the canonical ones: DDP then warns "Grad strides do not
+    match bucket view strides" and copies the gradient at every step. The memory order is the same, so
+    nothing changes but the strides. Transposed convolutions keep theirs: their weight gradients come with
+    the channels-last strides whatever the weight's (checked on the CPU), so they already match."""
+    for layer in module.modules():
+        if not isinstance(layer, nn.modules.conv._ConvNd) or layer.transposed:
+            continue
+        for p in layer.parameters(recurse=False):
+            canonical = torch.empty(p.shape, device="meta").stride()
+            if p.is_contiguous() and p.stride() != canonical:
+                p.data = p.data.clone(memory_format=torch.contiguous_format)
+
+
+def sync_batch_norm(module: nn.Module, group: Group | None) -> nn.Module:
+    """``module`` with every batch norm a SyncBatchNorm, whose batch statistics are pooled over the group's
+    ranks (``train.sync_batch_norm``): what a small per-GPU batch needs. The same weights and buffers; call
+    it before :func:`wrap`. CUDA only: SyncBatchNorm's forward does not run on the CPU."""
+    from ganstudio.config import ConfigError
+
+    if group is None:
+        return module
+    if group.device.type != "cuda":
+        raise ConfigError(f"train.sync_batch_norm = true needs CUDA GPUs, but these {group.world_size} processes "
+                          f"train on the {group.device.type} (SyncBatchNorm does not run there): set "
+                          "train.sync_batch_norm = false")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
+SYNC_BATCH_NORM_IGNORED = ("train.sync_batch_norm = true is ignored by a single process: there is no other "
+                           "process to pool batch statistics with")
 
 
 def unwrap(module: nn.Module) -> nn.Module:

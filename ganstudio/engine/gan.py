@@ -55,7 +55,7 @@ def d_step(s: TrainState, real: Tensor, labels: Tensor, keep_graph: bool, stats:
     real_out, fake_out = discriminate(s, real_in, labels), discriminate(s, fake_in, labels)
     loss = loss_fn.d(real_out, fake_out, smoothing=cfg.label_smoothing)
     if loss_fn.gradient_penalty:
-        penalty = gradient_penalty(s.d, real_in, fake_in, s.rngs.penalty, labels=labels)
+        penalty = gradient_penalty(s.d, real_in, fake_in, labels=labels, alpha=s.penalty_weights(real.shape[0]))
         stats["gradient_penalty"] = penalty.detach()
         loss = loss + cfg.gp_weight * penalty
     if cfg.r1_weight > 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ganstudio.config import RunConfig
 from ganstudio.engine import seeds
 from ganstudio.engine.devices import check_precision
-from ganstudio.engine.distributed import Group, unwrap, wrap
+from ganstudio.engine.distributed import SYNC_BATCH_NORM_IGNORED, Group, sync_batch_norm, unwrap, wrap
 from ganstudio.engine.precision import Precision
 from ganstudio.engine.schedules import lr_factor, schedule_horizon
 from ganstudio.families import Family, family_of
@@ -31,30 +31,30 @@ class Rngs:
     """The run's own generators: noise and penalties never draw from (or shift) the global RNG."""
 
     noise: torch.Generator    # z, a VAE's ε, a cgan's fake labels
-    penalty: torch.Generator  # WGAN-GP interpolation
+    penalty: torch.Generator  # WGAN-GP's interpolation weights
     augment: torch.Generator  # DiffAugment, instance noise
 
     @classmethod
     def seeded(cls, seed: int, device: torch.device, rank: int = 0) -> Rngs:
-        """Under several processes the noise stream is the same on every rank (each takes its part of the
-        global batch's noise: see ``TrainState.noise``); penalty and augmentation streams differ by rank,
-        so the ranks' images are not all augmented alike."""
+        """Under several processes the noise and penalty streams are the same on every rank (each takes its
+        part of the global batch's draw: see ``TrainState.noise`` and ``TrainState.penalty_weights``); the
+        augmentation stream differs by rank, so the ranks' images are not all augmented alike."""
         return cls(torch.Generator(device).manual_seed(seed + seeds.NOISE),
-                   *(torch.Generator(device).manual_seed((seed + offset + rank * _RANK_STRIDE) % 2**64)
-                     for offset in (seeds.PENALTY, seeds.AUGMENT)))
+                   torch.Generator(device).manual_seed(seed + seeds.PENALTY),
+                   torch.Generator(device).manual_seed((seed + seeds.AUGMENT + rank * _RANK_STRIDE) % 2**64))
 
     @classmethod
     def moved(cls, seed: int, step: int, device: torch.device, rank: int = 0) -> Rngs:
         """Fresh streams for a run continued on another kind of device, whose generator states these are
         not (a CUDA generator keeps a seed and an offset, the CPU's a Mersenne-Twister table): seeded from
         the seed, the stream and the step, so the continued run is reproducible, though not the run that
-        stayed on the first device. As in ``seeded``, the noise is the same on every rank, the penalty and
-        augmentation streams are the rank's own."""
+        stayed on the first device. As in ``seeded``, the noise and penalty streams are the same on every
+        rank, the augmentation stream is the rank's own."""
         def stream(offset: int, per_rank: bool) -> torch.Generator:
             value = seed + offset + step * _STEP_STRIDE + (rank * _RANK_STRIDE if per_rank else 0)
             return torch.Generator(device).manual_seed(value % 2**64)
 
-        return cls(stream(seeds.NOISE, False), stream(seeds.PENALTY, True), stream(seeds.AUGMENT, True))
+        return cls(stream(seeds.NOISE, False), stream(seeds.PENALTY, False), stream(seeds.AUGMENT, True))
 
     @property
     def device_type(self) -> str:
@@ -101,6 +101,7 @@ class TrainState:
     moved_from: str | None = None  # the device type the loaded random streams came from, when not this one
     rank: int = 0        # this process's rank, and how many train together (torchrun; 1 = a single process)
     world_size: int = 1
+    notices: list[str] = field(default_factory=list)  # what building did differently from the config, in words
 
     def __post_init__(self) -> None:
         if self.precision is None:
@@ -117,6 +118,14 @@ class TrainState:
         # drawing it all (the equivalence the DDP tests check), for a draw world_size times larger
         z = torch.randn(n * self.world_size, self.config.model.z_dim, device=self.device, generator=self.rngs.noise)
         return z[self.rank * n:(self.rank + 1) * n]
+
+    def penalty_weights(self, n: int) -> Tensor:
+        """WGAN-GP's interpolation weights α ~ U[0, 1] for this rank's ``n`` rows, on the penalty stream's
+        device. As for ``noise``, every rank draws the global batch's and takes its own rows, so the penalty
+        is the one a single process computes; a single process draws exactly what ``gradient_penalty``'s own
+        draw would."""
+        alpha = torch.rand(n * self.world_size, device=self.rngs.penalty.device, generator=self.rngs.penalty)
+        return alpha[self.rank * n:(self.rank + 1) * n]
 
     def state_dict(self) -> dict[str, Any]:
         return {"g": unwrap(self.g).state_dict(), "d": unwrap(self.d).state_dict(),
@@ -150,12 +159,19 @@ def build_state(config: RunConfig, device: torch.device, group: Group | None = N
     memory_format = torch.channels_last if train.channels_last and convs - {"mlp"} else torch.contiguous_format
     g.to(device, memory_format=memory_format)
     d.to(device, memory_format=memory_format)
+    notices = []
+    if train.sync_batch_norm:
+        # before the DDP wrap, which registers the modules' parameters and buffers as they are then
+        g, d = sync_batch_norm(g, group), sync_batch_norm(d, group)
+        if group is None:
+            notices.append(SYNC_BATCH_NORM_IGNORED)
     o = config.optim
     rank, world = (group.rank, group.world_size) if group else (0, 1)
     return TrainState(config, wrap(g, group), wrap(d, group),
                       _optimizer(config, g.parameters(), o.lr_g, o.weight_decay_g),
                       _optimizer(config, d.parameters(), o.lr_d, o.weight_decay_d),
-                      Rngs.seeded(train.seed, device, rank), device, memory_format, rank=rank, world_size=world)
+                      Rngs.seeded(train.seed, device, rank), device, memory_format, rank=rank, world_size=world,
+                      notices=notices)
 
 
 def apply_optim_settings(state: TrainState) -> None:

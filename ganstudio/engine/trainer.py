@@ -83,6 +83,7 @@ class Trainer(SamplingMixin):
             self.run_dir = None
         self.checkpoint_config: RunConfig | None = None  # the config of the checkpoint this run resumed from
         self.warnings: list[str] = []  # what the Trainer had to do differently (a compile fallback)
+        self.warnings += self.state.notices  # what building the networks did differently (sync_batch_norm)
         self._emit: Callable | None = None  # while run() goes: passes TrainWarnings to its callbacks
         self._compiling = train.compile  # True until the first compiled step has run (or fell back)
         self._cuda_graphs = train.compile and train.cuda_graphs and device.type == "cuda"

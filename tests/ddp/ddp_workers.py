@@ -10,6 +10,7 @@ import builtins
 import os
 import socket
 import time
+import warnings as pywarnings
 from pathlib import Path
 
 import torch
@@ -42,6 +43,14 @@ def spawn(world: int, out: Path, config: dict, run_dir: Path | None = None, **op
 
 
 def train(rank: int, world: int, port: int, out: str, config: dict, run_dir: Path | None, options: dict) -> None:
+    # every Python warning the rank raises (torch's own, e.g. DDP's), for tests that there are none of a kind
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        _train(rank, world, port, out, config, run_dir, options, caught)
+
+
+def _train(rank: int, world: int, port: int, out: str, config: dict, run_dir: Path | None, options: dict,
+           caught: list) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -68,7 +77,9 @@ def train(rank: int, world: int, port: int, out: str, config: dict, run_dir: Pat
     finished = trainer.run(control, callbacks)
     torch.save({"step": finished.step, "g": trainer.g.state_dict(), "d": trainer.d.state_dict(),
                 "warnings": warnings + [(0, "notice", w) for w in trainer.warnings], "written": written,
-                "lr_g": trainer.config.optim.lr_g, "group": distributed.current().describe()},
+                "lr_g": trainer.config.optim.lr_g, "group": distributed.current().describe(),
+                "python_warnings": [str(w.message) for w in caught],
+                "compiled": [m._compiled_call_impl is not None for m in (trainer.g, trainer.d)]},
                Path(out) / f"rank{rank}.pt")
     trainer.close()
     distributed.cleanup()
