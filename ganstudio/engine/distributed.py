@@ -144,7 +144,11 @@ def setup(device_setting: str = "auto") -> Group | None:
     _die_with_launcher()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", rank))
-    cuda = device_setting.split(":")[0] in ("auto", "cuda") and torch.cuda.is_available()
+    kind = device_setting.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():  # else it would quietly train on the CPU
+        raise ConfigError(f"train.device = {device_setting!r} but this machine has no CUDA device; set "
+                          "train.device = 'cpu' (or 'auto') to train the processes on the CPU")
+    cuda = kind in ("auto", "cuda") and torch.cuda.is_available()
     if cuda:
         # every rank checks the count of the whole machine, so all of them refuse with the same line before
         # any rendezvous (a check of LOCAL_RANK alone failed some ranks while the others waited for them)
@@ -154,7 +158,7 @@ def setup(device_setting: str = "auto") -> Group | None:
                               f"per GPU (--nproc {gpus}), or set train.device = 'cpu'")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    elif device_setting.split(":")[0] not in ("auto", "cpu", "cuda"):
+    elif kind not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"train.device = {device_setting!r}: several processes train on cuda or cpu only")
     else:
         device = torch.device("cpu")

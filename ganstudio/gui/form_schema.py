@@ -67,10 +67,18 @@ CONDITIONS: dict[str, Any] = {
     "data.import_from": lambda value: str(value("data.source")).startswith("torchvision:"),
     "data.download": lambda value: str(value("data.source")).startswith("torchvision:"),
     "train.cuda_graphs": lambda value: bool(value("train.compile")),
+    "train.sync_batch_norm": lambda value: _int(value("train.processes")) > 1,
 }
 # The fields those conditions read: an edit of one of them shows or hides others
 CONDITION_INPUTS = frozenset({"loss.name", "model.arch", "model.d_arch", "optim.name", "optim.schedule",
-                              "data.source", "train.compile"})
+                              "data.source", "train.compile", "train.processes"})
+
+
+def _int(text) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return 1
 
 
 def condition_holds(key: str, value) -> bool:

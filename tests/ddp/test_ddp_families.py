@@ -161,3 +161,15 @@ def test_more_processes_than_gpus_refused_alike_on_every_rank(monkeypatch, local
         distributed.setup("auto")
     assert str(err.value) == message
     assert distributed.current() is None
+
+
+def test_cuda_without_a_gpu_is_refused_not_trained_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setattr(distributed, "_group", None)
+    for name, value in dict(RANK=1, WORLD_SIZE=2, LOCAL_RANK=1, LOCAL_WORLD_SIZE=2, MASTER_ADDR="127.0.0.1",
+                            MASTER_PORT=1).items():
+        monkeypatch.setenv(name, str(value))
+    with pytest.raises(ConfigError, match=r"^train.device = 'cuda' but this machine has no CUDA device; set "):
+        distributed.setup("cuda")
+    assert distributed.current() is None

@@ -298,6 +298,14 @@ def test_fields_hide_when_the_loss_makes_them_do_nothing(form):
     assert form.is_shown("optim.schedule_steps")
 
 
+def test_sync_batch_norm_shows_with_several_processes(form):
+    assert form.widget_for("train.processes").value() == 1 and not form.is_shown("train.sync_batch_norm")
+    form.widget_for("train.processes").setValue(2)
+    assert form.is_shown("train.sync_batch_norm")
+    form.widget_for("train.processes").setValue(1)
+    assert not form.is_shown("train.sync_batch_norm")
+
+
 def test_a_loaded_config_shows_the_fields_its_values_use(form):
     form.set_config(load_preset("wgan-gp"))
     assert form.is_shown("loss.gp_weight") and not form.is_shown("loss.clip_value")
