@@ -98,7 +98,7 @@ def launch(args: argparse.Namespace, config) -> int:
         host, port = _endpoint(args.rdzv_endpoint)
         check_port(host, port)
         where = ["--nnodes", args.nnodes or "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{host}:{port}",
-                 "--rdzv-id", f"ganstudio-{Path(run_dir).name}", "--rdzv-conf", f"join_timeout={args.rdzv_timeout}"]
+                 "--rdzv-id", f"ganstudio-{Path(run_dir).name}", "--rdzv-conf", f"join_timeout={args.rdzv_timeout},last_call_timeout={_last_call(args.rdzv_timeout)}"]
     else:
         where = ["--standalone"]
     launcher = get_args_parser().parse_args(
@@ -245,6 +245,12 @@ def _endpoint(text: str) -> tuple[str, int]:
     if not host or not 0 < number < 65536:
         raise ConfigError(f"--rdzv-endpoint {text!r}: HOST or HOST:PORT, the port 1-65535")
     return host, number
+
+
+def _last_call(timeout: int) -> int:
+    """Seconds to wait for more machines once MIN of ``--nnodes MIN:MAX`` are there (torch's default, 30, when
+    the whole wait allows it): the rendezvous must close before --rdzv-timeout ends."""
+    return max(1, min(30, timeout // 2))
 
 
 def _signal_name(number: int) -> str:
