@@ -83,7 +83,7 @@ def launch(args: argparse.Namespace, config) -> int:
                           "each, on storage they all reach: rank 0 writes it, the others read its config and "
                           "checkpoints")
     if config is not None:
-        check_devices(config.train.device, nproc)
+        check_devices(config.train.device, nproc, config.train.sync_batch_norm)
         for world in sorted({nproc * nodes[0], nproc * nodes[1]}):
             if config.train.batch_size % world:
                 raise ConfigError(f"train.batch_size = {config.train.batch_size} does not divide by {world} "
@@ -130,16 +130,20 @@ def launch(args: argparse.Namespace, config) -> int:
     return 0
 
 
-def check_devices(device: str, nproc: int) -> None:
-    """One process per GPU: refuse more, before anything starts (NCCL fails on two ranks per GPU)."""
+def check_devices(device: str, nproc: int, sync_batch_norm: bool = False) -> None:
+    """One process per GPU: refuse more, before anything starts (NCCL fails on two ranks per GPU); and
+    what needs a GPU (``train.sync_batch_norm``) on CPU processes."""
     import torch
 
     from ganstudio.config import ConfigError
+    from ganstudio.engine.distributed import sync_batch_norm_refused
 
     kind = device.split(":")[0]
     if kind not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"train.device = {device!r}: several processes train on cuda or cpu only")
     if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
+        if sync_batch_norm:
+            raise ConfigError(sync_batch_norm_refused(nproc, "cpu"))
         cores = os.cpu_count() or 1
         if nproc > cores:
             print(f"note: {nproc} processes on {cores} CPU cores: each gets less than a core", file=sys.stderr)

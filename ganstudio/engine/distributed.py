@@ -266,10 +266,13 @@ def sync_batch_norm(module: nn.Module, group: Group | None) -> nn.Module:
     if group is None:
         return module
     if group.device.type != "cuda":
-        raise ConfigError(f"train.sync_batch_norm = true needs CUDA GPUs, but these {group.world_size} processes "
-                          f"train on the {group.device.type} (SyncBatchNorm does not run there): set "
-                          "train.sync_batch_norm = false")
+        raise ConfigError(sync_batch_norm_refused(group.world_size, group.device.type))
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
+def sync_batch_norm_refused(processes: int, device_type: str) -> str:
+    return (f"train.sync_batch_norm = true needs CUDA GPUs, but these {processes} processes train on the "
+            f"{device_type} (SyncBatchNorm does not run there): set train.sync_batch_norm = false")
 
 
 SYNC_BATCH_NORM_IGNORED = ("train.sync_batch_norm = true is ignored by a single process: there is no other "

@@ -89,9 +89,12 @@ def test_more_processes_than_gpus_is_refused(monkeypatch, tmp_path):
         assert done.returncode == 2
         assert _said(done.stderr) == ["ganstudio train: error: train.device = 'cuda' but this machine has no CUDA "
                                       "device; set train.device = 'cpu' (or 'auto') to train the processes on the CPU"]
+    with pytest.raises(ConfigError, match=r"^train.sync_batch_norm = true needs CUDA GPUs, but these 2 processes "
+                                          r"train on the cpu"):
+        check_devices("cpu", 2, sync_batch_norm=True)  # refused before any process starts
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    check_devices("auto", 2)  # one per GPU: fine
+    check_devices("auto", 2, sync_batch_norm=True)  # one per GPU: fine
     with pytest.raises(ConfigError, match=r"^3 processes on this machine but 2 CUDA device\(s\): start one process "
                                           r"per GPU \(--nproc 2\), or set train.device = 'cpu'$"):
         check_devices("cuda", 3)
