@@ -54,8 +54,9 @@ def add_launch_arguments(train: argparse.ArgumentParser) -> None:
 
 def wants_group(args: argparse.Namespace) -> bool:
     """Whether ``ganstudio train`` should start torch's launcher rather than train in this process."""
-    return (getattr(args, "nproc", None) or 1) > 1 or getattr(args, "nnodes", None) is not None or \
-        getattr(args, "rdzv_endpoint", None) is not None
+    nproc = getattr(args, "nproc", None)
+    return (nproc is not None and nproc != 1) or getattr(args, "nnodes", None) is not None or \
+        getattr(args, "rdzv_endpoint", None) is not None or (getattr(args, "max_restarts", 0) or 0) > 0
 
 
 def launch(args: argparse.Namespace, config) -> int:
@@ -71,7 +72,7 @@ def launch(args: argparse.Namespace, config) -> int:
     for name, default in (("nnodes", None), ("rdzv_endpoint", None), ("rdzv_timeout", DEFAULT_RDZV_TIMEOUT),
                           ("max_restarts", 0)):
         setattr(args, name, getattr(args, name, default))  # a Namespace built elsewhere (the queue) may lack them
-    nproc = args.nproc or 1
+    nproc = 1 if args.nproc is None else args.nproc
     nodes = _nodes(args.nnodes)
     several = args.nnodes is not None or args.rdzv_endpoint is not None
     if nproc < 1 or args.max_restarts < 0 or args.rdzv_timeout < 1:
@@ -98,7 +99,8 @@ def launch(args: argparse.Namespace, config) -> int:
         host, port = _endpoint(args.rdzv_endpoint)
         check_port(host, port)
         where = ["--nnodes", args.nnodes or "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{host}:{port}",
-                 "--rdzv-id", f"ganstudio-{Path(run_dir).name}", "--rdzv-conf", f"join_timeout={args.rdzv_timeout},last_call_timeout={_last_call(args.rdzv_timeout)}"]
+                 "--rdzv-id", f"ganstudio-{Path(run_dir).name}",
+                 "--rdzv-conf", f"join_timeout={args.rdzv_timeout},last_call_timeout={_last_call(args.rdzv_timeout)}"]
     else:
         where = ["--standalone"]
     launcher = get_args_parser().parse_args(
@@ -114,7 +116,7 @@ def launch(args: argparse.Namespace, config) -> int:
         print(f"ganstudio train: stopped by {signal.Signals(err.sigval).name}", file=sys.stderr)
         return 128 + int(err.sigval)
     except RendezvousTimeoutError:
-        print(f"ganstudio train: not every machine ({args.nnodes}) joined at {args.rdzv_endpoint} within "
+        print(f"ganstudio train: not every machine ({args.nnodes or 1}) joined at {args.rdzv_endpoint} within "
               f"{args.rdzv_timeout} s; start this same command on each of them (or wait longer with "
               "--rdzv-timeout); nothing was trained", file=sys.stderr)
         return 1

@@ -38,8 +38,10 @@ def lost_contact(err: BaseException) -> bool:
         dist = getattr(torch, "distributed", None)
         if dist is not None and dist.is_available() and isinstance(err, dist.DistError):
             return True
-        if isinstance(err, RuntimeError) and any(text in str(err) for text in _LOST):
-            return True
+        text = str(err)
+        if isinstance(err, RuntimeError) and any(backend in text for backend in ("gloo", "NCCL", "c10d")) and \
+                any(lost in text for lost in _LOST):
+            return True  # a backend's own message: not a rank's own error that happens to say "Read error"
         err = err.__cause__
     return False
 

@@ -52,7 +52,8 @@ def test_kill_one_rank_under_max_restarts_resumes_and_finishes(tmp_path):
     run, steps = tmp_path / "run", 400
     # elastic through a rendezvous endpoint (the two-machine form, on one machine), as the README shows it
     command = [sys.executable, "-m", "ganstudio", "train", "--nproc", "2", "--max-restarts", "1", "--nnodes", "1:2",
-               "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-timeout", "6", "--preset", "mlp-gan", "--device", "cpu", "--steps", str(steps), "--run-dir", str(run), "--quiet",
+               "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-timeout", "6", "--preset", "mlp-gan",
+               "--device", "cpu", "--steps", str(steps), "--run-dir", str(run), "--quiet",
                "--set", "train.batch_size=16", "--set", "train.checkpoint_every=20", "--set", "model.g_width=16",
                "--set", "model.d_width=16", "--set", "data.max_images=256", "--set", "train.log_every=10"]
     job = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

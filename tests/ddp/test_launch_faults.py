@@ -76,6 +76,18 @@ def test_machines_that_never_arrive_time_out_with_one_line(tmp_path):
     assert not run.exists() and not _ours(run)
 
 
+def test_launcher_options_start_the_launcher_and_nonsense_is_refused(tmp_path):
+    from argparse import Namespace
+
+    from ganstudio.train_launch import wants_group
+
+    assert not wants_group(Namespace(nproc=1))
+    assert wants_group(Namespace(nproc=0)) and wants_group(Namespace(nproc=1, max_restarts=1))
+    done = _train(tmp_path, "--nproc", "0", "--run-dir", str(tmp_path / "r"), timeout=30)
+    assert done.returncode == 2 and "--nproc and --rdzv-timeout must be at least 1" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_several_machines_need_a_shared_run_folder_and_an_endpoint(tmp_path):
     done = _train(tmp_path, "--nproc", "2", "--nnodes", "2", "--rdzv-endpoint", "127.0.0.1:1")
     assert done.returncode == 2 and "needs --run-dir" in done.stderr
@@ -161,6 +173,7 @@ def test_a_lost_peer_is_explained_and_said_once(tmp_path, monkeypatch, capsys):
     wrapped = TrainingError("lost contact ...")
     wrapped.__cause__ = gloo
     assert lost_contact(wrapped) and not lost_contact(RuntimeError("shape mismatch"))
+    assert not lost_contact(RuntimeError("Read error: image 7 is truncated"))  # a rank's own: it must say it
 
     def said(rank: int, local: int, launched: bool, err: Exception) -> str:
         monkeypatch.setenv("RANK", str(rank))
