@@ -137,6 +137,10 @@ class TrainingLoop(MarksMixin, OutputsMixin):
                 if action == "wait":
                     self._paused(time.perf_counter() - waited)
                     continue
+                self._handle_commands()  # an edit sent with the resume (or a single step) applies to this step
+                reason = self._budget_reached()  # which that edit may have ended
+                if reason:
+                    break
                 self._one_step(action)
         except Exception as err:  # noqa: BLE001 - reported to the caller below, then re-raised
             reason, error = "error", explain(err, t)

@@ -93,6 +93,18 @@ def test_live_change_applies_while_paused(running):
     _wait_until(lambda: trainer.opt_d.param_groups[0]["lr"] == 5e-4)
 
 
+def test_a_change_sent_with_the_resume_applies_from_the_next_step(running):
+    """An edit, then Resume at once (the studio's order): the first step after the pause already uses it."""
+    trainer, control, events, _ = running
+    frozen = _pause(trainer, control)
+    with control._cond:  # both before the loop wakes: the race a quick click after an edit can win
+        control.set_hparam("optim.lr_g", 1e-3)
+        control.resume()
+    _wait_until(lambda: any(isinstance(e, StepStats) and e.step > frozen for e in events))
+    first = next(e for e in events if isinstance(e, StepStats) and e.step > frozen)
+    assert (first.step, first.lr_g) == (frozen + 1, 1e-3)
+
+
 def test_locked_field_change_is_refused_with_warning(running):
     trainer, control, events, _ = running
     control.set_hparam("model.arch", "mlp")
