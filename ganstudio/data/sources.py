@@ -48,7 +48,7 @@ def _split(cfg: DataConfig, cancelled: CancelCheck = None) -> tuple[Source, Sour
     elif cfg.source == "folder":
         source = folder_source(cfg, cancelled)
     else:
-        source = torchvision_source(cfg)  # a download cannot be interrupted; it is checked after
+        source = torchvision_source(cfg, cancelled)
     if cfg.max_images is not None and cfg.max_images < len(source):
         source = source.head(cfg.max_images)
     if not cfg.holdout:

@@ -3,14 +3,18 @@
 The cache is ``$GANSTUDIO_CACHE/datasets`` (else the platform's user cache folder), laid out exactly
 as torchvision expects, so a dataset imported here is also what torchvision itself would find.
 ``data.import_from`` imports files a person already has, without the network; ``data.download``
-lets torchvision download them (with its own progress bar).
+lets torchvision download them (with its own progress bar). A download runs in a thread of its own, so
+a stop answers at once: urllib's reads cannot be interrupted, so the download is left to finish (or
+die with the process), and the next start of the same dataset waits on it instead of starting another.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +22,7 @@ import platformdirs
 import torch
 
 from ganstudio.config import DataConfig
-from ganstudio.data.base import DataError
+from ganstudio.data.base import CancelCheck, DataError, check_cancelled
 from ganstudio.data.idx import parse_idx, read_idx_bytes
 from ganstudio.data.source_types import ArraySource, FileSource, Source, idx_source
 from ganstudio.fileio import atomic_write
@@ -58,10 +62,11 @@ def cache_root() -> Path:
     return cache_base() / "datasets"
 
 
-def torchvision_source(cfg: DataConfig) -> Source:
-    """The training split of ``cfg.source`` (``torchvision:NAME``), from the cache, imported or downloaded."""
+def torchvision_source(cfg: DataConfig, cancelled: CancelCheck = None) -> Source:
+    """The training split of ``cfg.source`` (``torchvision:NAME``), from the cache, imported or downloaded;
+    Cancelled soon after ``cancelled()`` turns true during a download."""
     name = cfg.source.removeprefix("torchvision:")
-    return READERS[name](cache_root(), cfg)
+    return READERS[name](cache_root(), cfg, cancelled)
 
 
 def _missing(name: str, where: Path, cfg: DataConfig) -> DataError:
@@ -79,12 +84,13 @@ def _not_found_in(name: str, folder: Path, detail: str = "") -> DataError:
         f"(from {_WHERE[name]})" + (f"; the folder holds {listing}" if listing else "; the folder does not exist"))
 
 
-def _torchvision_dataset(name: str, root: Path, cfg: DataConfig, **kwargs):
+def _torchvision_dataset(name: str, root: Path, cfg: DataConfig, cancelled: CancelCheck = None, **kwargs):
     """Build torchvision's class; its 'not found'/'corrupted'/network errors become DataError."""
     import torchvision.datasets as tvd
     download = cfg.download and cfg.import_from is None
+    build = partial(getattr(tvd, name), str(root), download=download, **kwargs)
     try:
-        return getattr(tvd, name)(str(root), download=download, **kwargs)
+        return _in_background(f"{name} in {root}", build, cancelled) if download else build()
     except (RuntimeError, OSError, ImportError) as err:  # URLError is an OSError
         if isinstance(err, ImportError) and err.name == "scipy":
             raise DataError(f"torchvision:{name} needs scipy to read its .mat file: pip install scipy") from None
@@ -94,18 +100,48 @@ def _torchvision_dataset(name: str, root: Path, cfg: DataConfig, **kwargs):
                             f"The files may be damaged or from another release; {how}") from None
         if not download:
             raise _missing(name, root, cfg) from None
-        raise DataError(f"could not download torchvision:{name} into {root}: {err}. Without a network, "
+        said = " ".join(str(err).split())  # torchvision's message runs over several lines
+        raise DataError(f"could not download torchvision:{name} into {root}: {said}. Without a network, "
                         f"{how}") from None
 
 
+_DOWNLOADS: dict[str, Future] = {}  # in flight, by dataset and folder: a cancelled start leaves its download
+_DOWNLOADS_LOCK = threading.Lock()
+
+
+def _in_background(key: str, build: Callable[[], object], cancelled: CancelCheck) -> object:
+    """``build()`` (which may download for minutes) in a daemon thread, or the one already building
+    ``key``; its result or its error, or Cancelled within 0.1 s of ``cancelled()`` turning true. A file
+    left half-written by a process that exits is fetched again: torchvision checks each one's md5."""
+    with _DOWNLOADS_LOCK:
+        future = _DOWNLOADS.get(key)
+        if future is None or future.done():
+            future = _DOWNLOADS[key] = Future()
+            threading.Thread(target=_fulfil, args=(key, future, build), name=f"download {key}", daemon=True).start()
+    while not future.done():
+        check_cancelled(cancelled, f"downloading {key}")
+        wait([future], timeout=0.1)
+    return future.result()
+
+
+def _fulfil(key: str, future: Future, build: Callable[[], object]) -> None:
+    try:
+        future.set_result(build())
+    except BaseException as err:  # noqa: BLE001 - handed to whoever waits on it
+        future.set_exception(err)
+    with _DOWNLOADS_LOCK:  # the waiters hold it; the table must not keep a dataset alive
+        if _DOWNLOADS.get(key) is future:
+            del _DOWNLOADS[key]
+
+
 # --- MNIST, Fashion-MNIST, KMNIST --------------------------------------------------------------------
-def _mnist_like(name: str, root: Path, cfg: DataConfig) -> ArraySource:
+def _mnist_like(name: str, root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> ArraySource:
     raw = root / name / "raw"
     if not all((raw / f).is_file() for f in _IDX_TRAIN):
         if cfg.import_from is not None:
             _import_idx(name, Path(cfg.import_from).expanduser(), raw)
         elif cfg.download:
-            _torchvision_dataset(name, root, cfg, train=True)
+            _torchvision_dataset(name, root, cfg, cancelled, train=True)
         else:
             raise _missing(name, raw, cfg)
     import torchvision.datasets as tvd
@@ -142,7 +178,7 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 
 # --- CIFAR-10 ------------------------------------------------------------------------------------------
-def _cifar10(root: Path, cfg: DataConfig) -> ArraySource:
+def _cifar10(root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> ArraySource:
     import torchvision.datasets as tvd
     batches = root / tvd.CIFAR10.base_folder
     if not batches.is_dir():
@@ -150,7 +186,7 @@ def _cifar10(root: Path, cfg: DataConfig) -> ArraySource:
             _import_cifar10(Path(cfg.import_from).expanduser(), root)
         elif not cfg.download:
             raise _missing("CIFAR10", batches, cfg)
-    dataset = _torchvision_dataset("CIFAR10", root, cfg, train=True)  # checks every batch file's md5
+    dataset = _torchvision_dataset("CIFAR10", root, cfg, cancelled, train=True)  # checks every batch file's md5
     return ArraySource(
         name="torchvision:CIFAR10", size=cfg.image_size, channels=cfg.channels,
         array=torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(),  # NHWC -> NCHW
@@ -175,7 +211,7 @@ def _import_cifar10(folder: Path, root: Path) -> None:
 
 
 # --- SVHN ------------------------------------------------------------------------------------------------
-def _svhn(root: Path, cfg: DataConfig) -> ArraySource:
+def _svhn(root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> ArraySource:
     root = root / "SVHN"  # torchvision keeps SVHN's .mat files directly in root; give them a folder
     filename = "train_32x32.mat"
     if not (root / filename).is_file():
@@ -186,7 +222,7 @@ def _svhn(root: Path, cfg: DataConfig) -> ArraySource:
             _link_or_copy(source, root / filename)
         elif not cfg.download:
             raise _missing("SVHN", root, cfg)
-    dataset = _torchvision_dataset("SVHN", root, cfg, split="train")  # checks the md5, needs scipy
+    dataset = _torchvision_dataset("SVHN", root, cfg, cancelled, split="train")  # checks the md5, needs scipy
     return ArraySource(
         name="torchvision:SVHN", size=cfg.image_size, channels=cfg.channels,
         array=torch.from_numpy(dataset.data).contiguous(),  # already (N, 3, 32, 32)
@@ -194,7 +230,7 @@ def _svhn(root: Path, cfg: DataConfig) -> ArraySource:
 
 
 # --- CelebA ------------------------------------------------------------------------------------------------
-def _celeba(root: Path, cfg: DataConfig) -> FileSource:
+def _celeba(root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> FileSource:
     from torchvision.datasets import CelebA
     base = root / CelebA.base_folder
     if not (base / "img_align_celeba").is_dir():
@@ -203,7 +239,7 @@ def _celeba(root: Path, cfg: DataConfig) -> FileSource:
         elif not cfg.download:
             raise _missing("CelebA", base, cfg)
     # target_type=[]: CelebA's 40 attributes are not classes; the images are used unlabelled
-    dataset = _torchvision_dataset("CelebA", root, cfg, split="train", target_type=[])
+    dataset = _torchvision_dataset("CelebA", root, cfg, cancelled, split="train", target_type=[])
     return FileSource(
         name="torchvision:CelebA", size=cfg.image_size, channels=cfg.channels, labels=None,
         class_names=None, paths=[base / "img_align_celeba" / f for f in dataset.filename],
@@ -243,7 +279,8 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-READERS: dict[str, Callable[[Path, DataConfig], Source]] = {  # catalog.TORCHVISION_DATASETS, each one's reader
+# catalog.TORCHVISION_DATASETS, each one's reader: (cache root, config, cancelled) -> Source
+READERS: dict[str, Callable[[Path, DataConfig, CancelCheck], Source]] = {
     **{name: partial(_mnist_like, name) for name in MNIST_FAMILY},
     "CIFAR10": _cifar10, "SVHN": _svhn, "CelebA": _celeba,
 }

@@ -95,3 +95,90 @@ def test_every_catalog_dataset_has_a_reader_and_every_reader_its_catalog_name():
     assert list(READERS) == list(TORCHVISION_DATASETS)
     choices = typing.get_args(DataConfig.model_fields["source"].annotation)
     assert {c.removeprefix("torchvision:") for c in choices if c.startswith("torchvision:")} == set(READERS)
+
+
+@pytest.fixture
+def serve():
+    """``serve(folder)``: the URL of an HTTP server on this machine that serves ``folder``."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    servers = []
+
+    def start(folder: Path) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_download_fetches_checks_and_caches_the_files(cache, debian_fashion_mnist, serve, monkeypatch):
+    """torchvision's own download code, from a mirror on this machine: what data.download runs."""
+    import hashlib
+
+    from torchvision.datasets import FashionMNIST
+
+    files = sorted(debian_fashion_mnist.glob("*.gz"))  # Debian recompressed them: their own md5s
+    monkeypatch.setattr(FashionMNIST, "mirrors", [serve(debian_fashion_mnist)])
+    monkeypatch.setattr(FashionMNIST, "resources", [(f.name, hashlib.md5(f.read_bytes()).hexdigest()) for f in files])
+    data = load_images(DataConfig(source="torchvision:FashionMNIST", download=True), limit=100)
+    expected = read_idx(debian_fashion_mnist / "train-images-idx3-ubyte.gz")[:100]
+    assert np.array_equal(data.images[:, 0].numpy(), expected)
+    assert (cache / "FashionMNIST" / "raw" / "train-images-idx3-ubyte.gz").stat().st_size == files[2].stat().st_size
+
+    monkeypatch.setattr(FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])  # nothing answers there
+    again = load_images(DataConfig(source="torchvision:FashionMNIST", download=True), limit=100)
+    assert torch.equal(again.images, data.images)  # from the cache: nothing fetched
+
+
+def test_a_failed_download_says_how_to_do_without_the_network(cache, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # nothing answers there
+    with pytest.raises(DataError, match="could not download torchvision:MNIST.*data.import_from"):
+        load_images(DataConfig(source="torchvision:MNIST", download=True))
+
+
+def test_a_stop_during_a_download_answers_at_once_and_the_next_start_waits_on_it(cache, monkeypatch):
+    """urllib cannot be interrupted: the stop returns without it, and a second start does not fetch
+    the same files again beside it (two writers of one file)."""
+    import threading
+    import time
+
+    import torchvision.datasets as tvd
+
+    from ganstudio.data import Cancelled
+
+    started, release, builds = threading.Event(), threading.Event(), []
+
+    class SlowDownload:
+        def __init__(self, root, download, **kwargs):
+            builds.append(root)
+            started.set()
+            release.wait(30)
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
+
+    monkeypatch.setattr(tvd, "KMNIST", SlowDownload)
+    cfg = DataConfig(source="torchvision:KMNIST", download=True)
+    began = time.monotonic()
+    with pytest.raises(Cancelled, match="downloading KMNIST"):
+        load_images(cfg, cancelled=started.is_set)  # stopped once the download is under way
+    assert time.monotonic() - began < 5 and not release.is_set()
+
+    second = threading.Thread(target=lambda: pytest.raises(DataError, load_images, cfg), daemon=True)
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting on the first download
+    release.set()
+    second.join(30)
+    assert not second.is_alive() and len(builds) == 1
