@@ -23,15 +23,15 @@ from ganstudio.gui.gallery import SampleGallery
 from ganstudio.gui.icons import apply_icons
 from ganstudio.gui.latent_dock import LatentDock
 from ganstudio.gui.log_view import LogView
-from ganstudio.gui.menus import (ACTIONS, FIRST_LAUNCH_HINT, MENUS, TOOLBAR, Overlay, PresetGuard, RecentRuns,
-                                 ShortcutsDialog, about_text, reset_ranges, runs_exist)
+from ganstudio.gui.menus import (ACTIONS, MENUS, TOOLBAR, Overlay, PresetGuard, RecentRuns,
+                                 ShortcutsDialog, about_text, first_launch_hint, reset_ranges, runs_exist)
 from ganstudio.gui.metrics_panel import MetricsPanel
 from ganstudio.gui.plots import TrainingPlots
 from ganstudio.gui.run_control import RunController
 from ganstudio.gui.run_docks import RunDocks
 from ganstudio.gui.status import StatusBar
 from ganstudio.gui.theme import apply_theme
-from ganstudio.gui.threads import preload_torch
+from ganstudio.gui.threads import collect_on_gui_thread, preload_torch
 from ganstudio.gui.warnings_view import WarningsBadge
 
 
@@ -40,6 +40,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None, runs_root: Path | None = None) -> None:
         super().__init__()
+        collect_on_gui_thread(self)  # a worker thread must never finalise Qt objects (threads.py says why)
         self._painted = False
         self.setObjectName("main_window")
         self.setWindowTitle("ganstudio")
@@ -60,7 +61,8 @@ class MainWindow(QMainWindow):
         self.run.update_actions()
         self.hint = Overlay(self.gallery, "first_launch_hint")
         if not runs_exist(self.run.runs_root):  # until the first run starts, and never once runs exist
-            self.hint.show_text(FIRST_LAUNCH_HINT)
+            self.hint.show_text(first_launch_hint(self.form.config()))
+            self.form.config_changed.connect(self._on_hinted_config)
 
     # --- construction ---------------------------------------------------------------------------------
     def _create_widgets(self) -> None:
@@ -254,6 +256,11 @@ class MainWindow(QMainWindow):
         if run_dir is not None:
             self.recent.add(run_dir)
             self.hint.hide()
+
+    @Slot(object)
+    def _on_hinted_config(self, config) -> None:
+        if not self.hint.isHidden():  # until the first run starts
+            self.hint.show_text(first_launch_hint(config))
 
     @Slot()
     def save_checkpoint(self) -> None:

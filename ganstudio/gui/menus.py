@@ -51,8 +51,23 @@ MENUS = {
 }
 TOOLBAR = ["start", "pause", "step", "step_d", "step_g", "stop", None, "sample_now", "evaluate", "save_checkpoint",
            "export"]
-FIRST_LAUNCH_HINT = ("Press F5 or Start to train the default GAN on the bundled Fashion-MNIST.\n\n"
-                     "Samples appear here as it learns; the plots show its losses.")
+
+
+def first_launch_hint(config) -> str:
+    """The empty gallery's words until the first run starts: what F5 trains, as the form now stands."""
+    from ganstudio.families import family_of
+
+    if config is None:  # the form holds an error: it says which
+        return "Press F5 or Start to train, once the configuration's errors are fixed."
+    data = config.data
+    if data.source == "bundled":
+        where = "the bundled Fashion-MNIST"
+    elif data.source == "folder":
+        where = f"your images in {data.path}" if data.path else "a folder of images (choose it under Data)"
+    else:
+        where = data.source.removeprefix("torchvision:") + (" (downloaded on first use)" if data.download else "")
+    return (f"Press F5 or Start to train a {family_of(config).title} on {where}.\n\n"
+            "Samples appear here as it learns; the plots show its losses.")
 
 
 def about_text(device: str | None) -> str:

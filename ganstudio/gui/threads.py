@@ -2,17 +2,19 @@
 
 Every background job in the studio (training, estimating, exporting) is a QObject moved to a QThread
 started here. ``stop_thread`` quits and joins; ``live_threads`` lets tests check that none is left.
-``preload_torch`` imports torch off the GUI thread once the window has painted.
+``preload_torch`` imports torch off the GUI thread once the window has painted, and
+``collect_on_gui_thread`` keeps Python's cyclic garbage collector off every other thread.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import weakref
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread
+from PySide6.QtCore import QObject, QThread, QTimer
 
 _threads: weakref.WeakSet[QThread] = weakref.WeakSet()
 _abandoned: list[QThread] = []  # strong references: a QThread destroyed while running aborts the process
@@ -109,7 +111,6 @@ def _import_torch() -> None:
     of its reach. Cost: cyclic garbage alive at the freeze is never reclaimed; only a start that is really
     loading torch freezes, when little but startup objects exist.
     """
-    import gc
     import importlib
 
     fresh = "torch" not in sys.modules
@@ -179,3 +180,51 @@ def _map_torch_libraries() -> None:
                 dlopen(os.fsencode(lib / name), os.RTLD_NOW | scope)
     except (OSError, AttributeError, ValueError):
         pass  # no dlopen to call: the import maps the libraries itself
+
+
+# --- Python's cyclic garbage collector, on the GUI thread only ----------------------------------------------
+# The collector runs on whichever thread crosses its allocation threshold: in the studio, mostly the training
+# worker's. A cycle holding Qt wrappers collected there (a plot panel replaced when the family changes:
+# pyqtgraph's items reach themselves through their menus and signals) is finalised off the GUI thread, PySide6
+# queues the C++ deletions for the main thread, and draining that queue crashed the process (SIGSEGV in
+# shiboken's BindingManager::runDeletionInMainThread; change the family, press Start). So while a window is
+# open, automatic collection is off and a timer on the GUI thread collects what Python itself would have.
+COLLECT_MS = 100
+_collector: QTimer | None = None
+_collector_owners = 0
+_collector_restores = True  # whether automatic collection was on before the first owner
+
+
+def collect_on_gui_thread(owner: QObject) -> None:
+    """From now until ``owner`` (the main window) is destroyed, the cyclic collector runs only from a
+    timer on the calling thread, which must be the GUI thread. Owners nest; the last one restores it."""
+    global _collector, _collector_owners, _collector_restores
+    if _collector_owners == 0:
+        _collector_restores = gc.isenabled()
+        gc.disable()
+        _collector = QTimer()
+        _collector.setObjectName("gui_thread_gc")
+        _collector.timeout.connect(collect_due)
+        _collector.start(COLLECT_MS)
+    _collector_owners += 1
+    owner.destroyed.connect(_release_collector)
+
+
+def collect_due() -> int:
+    """Collect the oldest generation Python's own rule says is due (0 when none is); what it found."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    for generation in (2, 1, 0):
+        if thresholds[generation] and counts[generation] > thresholds[generation]:
+            return gc.collect(generation)
+    return 0
+
+
+def _release_collector(*_args) -> None:
+    global _collector, _collector_owners
+    _collector_owners -= 1
+    if _collector_owners == 0 and _collector is not None:
+        _collector.stop()
+        _collector.deleteLater()
+        _collector = None
+        if _collector_restores:  # no collection here: this runs inside the window's destructor
+            gc.enable()
