@@ -18,6 +18,23 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GANSTUDIO_RUNS", str(base / "runs"))
 
 
+@pytest.fixture(autouse=True)
+def _collector_back_after_windows():
+    """A main window turns Python's automatic garbage collection off while it lives (gui/threads.py); a
+    test must not leave one alive, or every later test would run without it. Windows closed with
+    deleteLater are deleted here, where no event loop would otherwise do it."""
+    yield
+    import sys
+
+    threads = sys.modules.get("ganstudio.gui.threads")
+    if threads is None or not threads.collector_owners():
+        return
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    assert not threads.collector_owners(), "the test left a main window alive"
+
+
 @pytest.fixture
 def tiny_config():
     """A DCGAN a few thousand parameters big on 256 bundled images, logging every step."""

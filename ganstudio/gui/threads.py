@@ -210,6 +210,11 @@ def collect_on_gui_thread(owner: QObject) -> None:
     owner.destroyed.connect(_release_collector)
 
 
+def collector_owners() -> int:
+    """How many windows hold the collector on the GUI thread now."""
+    return _collector_owners
+
+
 def collect_due() -> int:
     """Collect the oldest generation Python's own rule says is due (0 when none is); what it found."""
     counts, thresholds = gc.get_count(), gc.get_threshold()
