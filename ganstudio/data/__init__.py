@@ -10,6 +10,7 @@ callable) and raise :class:`Cancelled` soon after it returns True.
 from ganstudio.data.base import Cancelled, DataError, ImageSet
 from ganstudio.data.batches import Batches, MapBatches, StreamBatches, TensorBatches, build_batches
 from ganstudio.data.sources import held_out, load_images
+from ganstudio.data.torchvision_sources import pending_download
 
 __all__ = ["Batches", "Cancelled", "DataError", "ImageSet", "MapBatches", "StreamBatches", "TensorBatches",
-           "build_batches", "held_out", "load_images"]
+           "build_batches", "held_out", "load_images", "pending_download"]

@@ -31,6 +31,7 @@ MNIST_FAMILY = ("MNIST", "FashionMNIST", "KMNIST")
 _IDX_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 _IDX_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # imported too when present: torchvision
 # only accepts a raw/ folder holding all four
+_SVHN_FILE = "train_32x32.mat"
 
 # What to fetch by hand, and from where, for the error that says so
 _WHERE = {
@@ -67,6 +68,24 @@ def torchvision_source(cfg: DataConfig, cancelled: CancelCheck = None) -> Source
     Cancelled soon after ``cancelled()`` turns true during a download."""
     name = cfg.source.removeprefix("torchvision:")
     return READERS[name](cache_root(), cfg, cancelled)
+
+
+def pending_download(cfg: DataConfig) -> Path | None:
+    """The cache folder a start with ``cfg`` will download into: a torchvision dataset not in the cache
+    yet, with ``data.download`` on and no ``data.import_from``. None when nothing is to be fetched. A
+    download may take minutes, so the studio says so when it starts one."""
+    name = cfg.source.removeprefix("torchvision:")
+    if name not in READERS or not cfg.download or cfg.import_from is not None or _in_cache(name, cache_root()):
+        return None
+    return cache_root()
+
+
+def _in_cache(name: str, root: Path) -> bool:
+    """Whether the files each reader needs before it can skip importing or downloading are there."""
+    if name in MNIST_FAMILY:
+        return all((root / name / "raw" / f).is_file() for f in _IDX_TRAIN)
+    return {"CIFAR10": (root / "cifar-10-batches-py").is_dir, "SVHN": (root / "SVHN" / _SVHN_FILE).is_file,
+            "CelebA": (root / "celeba" / "img_align_celeba").is_dir}[name]()
 
 
 def _missing(name: str, where: Path, cfg: DataConfig) -> DataError:
@@ -137,7 +156,7 @@ def _fulfil(key: str, future: Future, build: Callable[[], object]) -> None:
 # --- MNIST, Fashion-MNIST, KMNIST --------------------------------------------------------------------
 def _mnist_like(name: str, root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> ArraySource:
     raw = root / name / "raw"
-    if not all((raw / f).is_file() for f in _IDX_TRAIN):
+    if not _in_cache(name, root):
         if cfg.import_from is not None:
             _import_idx(name, Path(cfg.import_from).expanduser(), raw)
         elif cfg.download:
@@ -181,7 +200,7 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 def _cifar10(root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> ArraySource:
     import torchvision.datasets as tvd
     batches = root / tvd.CIFAR10.base_folder
-    if not batches.is_dir():
+    if not _in_cache("CIFAR10", root):
         if cfg.import_from is not None:
             _import_cifar10(Path(cfg.import_from).expanduser(), root)
         elif not cfg.download:
@@ -212,14 +231,14 @@ def _import_cifar10(folder: Path, root: Path) -> None:
 
 # --- SVHN ------------------------------------------------------------------------------------------------
 def _svhn(root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> ArraySource:
+    present = _in_cache("SVHN", root)
     root = root / "SVHN"  # torchvision keeps SVHN's .mat files directly in root; give them a folder
-    filename = "train_32x32.mat"
-    if not (root / filename).is_file():
+    if not present:
         if cfg.import_from is not None:
-            source = Path(cfg.import_from).expanduser() / filename
+            source = Path(cfg.import_from).expanduser() / _SVHN_FILE
             if not source.is_file():
                 raise _not_found_in("SVHN", Path(cfg.import_from))
-            _link_or_copy(source, root / filename)
+            _link_or_copy(source, root / _SVHN_FILE)
         elif not cfg.download:
             raise _missing("SVHN", root, cfg)
     dataset = _torchvision_dataset("SVHN", root, cfg, cancelled, split="train")  # checks the md5, needs scipy
@@ -233,7 +252,7 @@ def _svhn(root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> ArraySo
 def _celeba(root: Path, cfg: DataConfig, cancelled: CancelCheck = None) -> FileSource:
     from torchvision.datasets import CelebA
     base = root / CelebA.base_folder
-    if not (base / "img_align_celeba").is_dir():
+    if not _in_cache("CelebA", root):
         if cfg.import_from is not None:
             _import_celeba(Path(cfg.import_from).expanduser(), base)
         elif not cfg.download:

@@ -240,6 +240,7 @@ class RunController(QObject):
         worker.stepped.connect(self._on_stepped)
         worker.marked.connect(self._on_marked)
         worker.preparing.connect(self._on_preparing)
+        worker.downloading.connect(self._on_downloading)
         worker.sampled.connect(self._on_sampled)
         worker.snapshotted.connect(self.w.latent.show_snapshot)
         worker.warned.connect(self._on_warning)
@@ -254,6 +255,7 @@ class RunController(QObject):
         self.device = info.device
         self.run_config = info.config
         self.eta = Eta(info.config, info.elapsed)
+        self.w.status.clearMessage()  # the start's "downloading…", if any
         if self.control is not None and self.control.paused:
             self.eta.pause()
         self.w.form.set_config(info.config)
@@ -277,6 +279,12 @@ class RunController(QObject):
     def _on_preparing(self, done: int, total: int) -> None:
         """A folder's cache is being built (once per folder and settings): say how far it is."""
         self.w.status.showMessage(f"preparing the images: {done:,} of {total:,}" if done < total else "")
+
+    @Slot(str, str)
+    def _on_downloading(self, source: str, folder: str) -> None:
+        """A torchvision dataset is fetched before the first step (once: it stays in the cache folder)."""
+        self.w.log.add(f"downloading {source} into {folder}: once, it is kept there; Stop cancels it")
+        self.w.status.showMessage(f"downloading {source}…")
 
     @Slot(object)
     def _on_stepped(self, progress) -> None:
@@ -338,6 +346,7 @@ class RunController(QObject):
         from ganstudio.gui import threads
 
         threads.stop_thread(self.session.thread if self.session else None)
+        self.w.status.clearMessage()  # "downloading…" or "preparing the images…" of a start that ended
         if finished is not None:
             self.w.log.add(f"training ended ({finished.reason}) at step {finished.step:,}; run folder "
                            f"{finished.run_dir}")

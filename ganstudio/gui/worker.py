@@ -43,6 +43,7 @@ class TrainWorker(QObject):
     stepped = Signal(object)  # engine Progress: step, epoch, steps/s, images/s (~10 a second)
     marked = Signal(object)  # engine RunEvent: paused, resumed, a live change, a rollback, a single step, stopped
     preparing = Signal(int, int)  # images prepared, of how many: a folder's cache being built at the start
+    downloading = Signal(str, str)  # a torchvision dataset fetched at the start: its source, the cache folder
     sampled = Signal(object)  # engine Samples: step, uint8 (N, H, W, C), path
     snapshotted = Signal(object)  # engine GeneratorSnapshot: G's weights on the CPU, for the latent explorer
     warned = Signal(object)  # engine TrainWarning
@@ -95,6 +96,12 @@ class TrainWorker(QObject):
         # the data's decoding (minutes for a big folder) polls the stop flag, so closing the window
         # during start-up ends this thread within moments instead of after the whole folder
         start = {"cancelled": lambda: self.control.stopped, "progress": self.preparing.emit}
+        if self.config is not None:
+            from ganstudio.data import pending_download
+
+            folder = pending_download(self.config.data)
+            if folder is not None:
+                self.downloading.emit(self.config.data.source, str(folder))
         if self.config is None:
             return Trainer.resume(self.run_dir, self.changes, source="form", **start)
         return Trainer(self.config, RunDir(self.run_dir), **start)

@@ -167,6 +167,37 @@ def test_error_in_worker_shows_dialog_and_window_stays_usable(qtbot, window, tmp
     assert window.actions["start"].isEnabled()
 
 
+def test_a_download_at_the_start_is_said_and_stop_answers_at_once(qtbot, window, monkeypatch):
+    """torchvision's download cannot be interrupted; the studio says it is fetching and Stop does not wait."""
+    import threading
+    import time
+
+    import torchvision.datasets as tvd
+
+    release = threading.Event()
+
+    class NeverArrives:  # a download from a network that has stopped answering
+        def __init__(self, root, download, **kwargs):
+            release.wait(60)
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: timed out")
+
+    monkeypatch.setattr(tvd, "KMNIST", NeverArrives)
+    window.form.set_config(window.form.config().with_overrides(["data.source=torchvision:KMNIST",
+                                                                "data.download=true"]))
+    try:
+        _trigger(window, "start")
+        qtbot.waitUntil(lambda: "downloading torchvision:KMNIST into" in window.log.toPlainText(), timeout=30_000)
+        assert window.status.currentMessage() == "downloading torchvision:KMNIST…"
+        stopped = time.monotonic()
+        _trigger(window, "stop")
+        qtbot.waitUntil(lambda: window.status.state == "stopped" and not window.run.busy, timeout=10_000)
+        assert time.monotonic() - stopped < 5 and not release.is_set()  # the download is still under way
+        assert window.findChild(QMessageBox, "error_box") is None  # a stop, not a failure
+        assert window.status.currentMessage() == ""
+    finally:
+        release.set()
+
+
 def test_closing_mid_training_leaves_loadable_checkpoint(qtbot, window):
     _trigger(window, "start")
     qtbot.waitUntil(lambda: _step(window) >= 2, timeout=60_000)
