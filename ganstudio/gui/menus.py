@@ -66,7 +66,10 @@ def first_launch_hint(config) -> str:
         where = f"your images in {data.path}" if data.path else "a folder of images (choose it under Data)"
     else:
         where = data.source.removeprefix("torchvision:") + (" (downloaded on first use)" if data.download else "")
-    return (f"Press F5 or Start to train a {family_of(config).title} on {where}.\n\n"
+    title = family_of(config).title  # "GAN", "Conditional GAN", "Autoencoder", "VAE"
+    what = title if title.isupper() else title[0].lower() + title[1:]
+    article = "an" if what[0] in "aeiou" else "a"
+    return (f"Press F5 or Start to train {article} {what} on {where}.\n\n"
             "Samples appear here as it learns; the plots show its losses.")
 
 

@@ -96,14 +96,13 @@ class TrainWorker(QObject):
         # the data's decoding (minutes for a big folder) polls the stop flag, so closing the window
         # during start-up ends this thread within moments instead of after the whole folder
         start = {"cancelled": lambda: self.control.stopped, "progress": self.preparing.emit}
-        if self.config is not None:
-            from ganstudio.data import pending_download
-
-            folder = pending_download(self.config.data)
-            if folder is not None:
-                self.downloading.emit(self.config.data.source, str(folder))
         if self.config is None:
             return Trainer.resume(self.run_dir, self.changes, source="form", **start)
+        from ganstudio.data import pending_download
+
+        folder = pending_download(self.config.data)
+        if folder is not None:
+            self.downloading.emit(self.config.data.source, str(folder))
         return Trainer(self.config, RunDir(self.run_dir), **start)
 
     # --- engine events (called in the worker thread) ---------------------------------------------------

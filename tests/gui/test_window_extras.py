@@ -138,6 +138,8 @@ def test_first_launch_hint_until_the_first_run(qtbot, window, tmp_path, artifact
     window.form.set_config(config.with_overrides(["model.family=vae", "loss.name=mse", "data.channels=3",
                                                   "data.source=torchvision:CIFAR10", "data.image_size=32"]))
     assert "train a VAE on CIFAR10 (downloaded on first use)" in hint.text()  # what F5 trains now
+    window.form.set_config(config.with_overrides(["model.family=autoencoder", "loss.name=mse"]))
+    assert "train an autoencoder on the bundled Fashion-MNIST" in hint.text()
     # back, and Start at once: the replaced plot panels are cyclic garbage, which the worker's collector
     # used to finalise on its thread, crashing the process (gui/threads.py, collect_on_gui_thread)
     window.form.set_config(config)
