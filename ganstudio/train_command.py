@@ -137,10 +137,14 @@ def _train(args: argparse.Namespace, control, interrupts: _Interrupts) -> int:
     with _writer_lock(run_dir, new=config is not None) if main else _no_lock() as lock:
         for note in lock.notes if lock else ():
             print(f"note: {note}", file=sys.stderr)
-        if config is None:
-            trainer = Trainer.resume(args.resume, changes, cancelled=lambda: control.stopped)
-        else:  # the data's decoding (minutes for a big folder) stops at the first signal
-            trainer = Trainer(config, run_dir, cancelled=lambda: control.stopped)
+        with interrupts.polled():  # the data's decoding (minutes for a big folder) stops at the first signal
+            if config is None:
+                trainer = Trainer.resume(args.resume, changes, cancelled=lambda: control.stopped)
+            else:
+                trainer = Trainer(config, run_dir, cancelled=lambda: control.stopped)
+        if control.stopped:  # the signal came after the data was read, while the networks were built
+            trainer.close()
+            raise interrupts.startup_abort()
         for warning in (*trainer.batches.warnings, *trainer.warnings) if main else ():
             print(f"warning: {warning}", file=sys.stderr)
         if trainer.group and main:
@@ -238,10 +242,14 @@ class _Interrupts:
     """SIGINT, SIGTERM and SIGHUP while ``train`` runs.
 
     During start-up (reading data, building models) a signal ends the command at once: nothing has been
-    trained, so nothing is saved. Once training, the first one stops after the current step and saves a
-    checkpoint, exit 0: SIGTERM is how Docker, systemd, SLURM and Kubernetes stop jobs, SIGHUP comes when
-    the terminal closes. A second one raises Abort, and the loop then writes nothing (engine/loop.py saves
-    only a whole state), so the last good checkpoint stays; exit 128 + the signal.
+    trained, so nothing is saved. While the Trainer is built, which polls the stop (``polled``), the
+    handler only stops, and the build raises ``data.Cancelled`` from a point of its choosing: an exception
+    raised by a handler can land between a lock's acquire and the ``with`` that releases it, and a lock of
+    the decoding's thread pool left held hangs the exit (CI saw it once). Elsewhere in start-up it raises
+    Abort. Once training, the first one stops after the current step and saves a checkpoint, exit 0:
+    SIGTERM is how Docker, systemd, SLURM and Kubernetes stop jobs, SIGHUP comes when the terminal closes.
+    A second one raises Abort, and the loop then writes nothing (engine/loop.py saves only a whole state),
+    so the last good checkpoint stays; exit 128 + the signal.
 
     Messages go out with os.write: a handler runs between two bytecodes of the main thread, which may be
     inside tqdm's write to stderr (a reentrant write on a buffered stream raises RuntimeError).
@@ -258,6 +266,7 @@ class _Interrupts:
         self.checkpoint: Path | None = None
         self.saved_step: int | None = None  # the step checkpoints/last.pt holds, as far as this process knows
         self._previous: dict = {}
+        self._polled = False  # the main thread is in code that asks control.stopped (the Trainer's build)
 
     def __enter__(self) -> _Interrupts:
         for signum in self.SIGNALS:
@@ -267,6 +276,16 @@ class _Interrupts:
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
+
+    @contextmanager
+    def polled(self):
+        """While the code inside asks ``control.stopped`` often enough (the data build, once per file), a
+        signal only stops it; that code then raises ``data.Cancelled`` from a point it chose."""
+        self._polled = True
+        try:
+            yield
+        finally:
+            self._polled = False
 
     def started(self, checkpoint: Path, saved_step: int | None) -> None:
         """Training begins: from now on the first signal stops and saves."""
@@ -285,6 +304,11 @@ class _Interrupts:
         return (f"stopped by {self.signal_name or 'an interrupt'} during start-up, before the first step; "
                 "nothing was trained or saved")
 
+    def startup_abort(self):
+        from ganstudio.engine.control import Abort
+
+        return Abort(self.startup_message(), self.exit_code())
+
     def _handle(self, signum: int, frame) -> None:
         from ganstudio.engine.control import Abort
 
@@ -293,7 +317,9 @@ class _Interrupts:
             self.signal_name, self.signum = name, signum
         self.control.stop()  # also cancels a data build in progress (Trainer's cancelled)
         if not self.training:
-            raise Abort(self.startup_message(), self.exit_code())
+            if self._polled:
+                return
+            raise self.startup_abort()
         if first:
             if self.speaks:
                 _say(f"\n{name}: stopping after this step and saving a checkpoint (Ctrl-C or SIGTERM again "

@@ -81,6 +81,54 @@ def test_signal_during_startup_exits_cleanly_without_writing(train, tmp_path, si
     assert not run.exists()
 
 
+# the same CLI, with the networks' build slowed to 3 s (after the data is read) and a file marking its start
+SLOW_BUILD = """
+import sys, time
+from pathlib import Path
+import ganstudio.engine.trainer as trainer
+marker, original = Path(sys.argv[1]), trainer.build_state
+def slow(*args, **kwargs):
+    marker.touch()
+    time.sleep(3)
+    return original(*args, **kwargs)
+trainer.build_state = slow
+from ganstudio.cli import main
+sys.exit(main(["train", *sys.argv[2:]]))
+"""
+
+
+def test_signal_while_the_networks_are_built_exits_cleanly_without_writing(train, tmp_path):
+    """The same clear end for a signal after the data is read and before the first step: the build runs
+    to its end (it does not poll), then the command ends with exit 128 + the signal, writing nothing."""
+    run, marker = tmp_path / "run", tmp_path / "building"
+    job = train(str(marker), *TINY, "--run-dir", str(run), code=SLOW_BUILD)
+    job.wait_until(marker.exists, "the networks' build to begin")
+    job.signal(signal.SIGTERM)
+    assert job.finish() == 128 + signal.SIGTERM, job.stderr()
+    err = job.stderr()
+    assert "stopped by SIGTERM during start-up, before the first step; nothing was trained or saved" in err
+    assert "Traceback" not in err and not run.exists()
+
+
+def test_a_signal_during_the_polled_build_only_stops_and_elsewhere_raises():
+    """Where the main thread polls the stop (the Trainer's build), the handler raises nothing: an exception
+    from a handler can land inside a thread pool's lock handling and hang the exit. Elsewhere in start-up it
+    raises at once, with the first signal's exit code."""
+    from ganstudio.engine import Control
+    from ganstudio.engine.control import Abort
+    from ganstudio.train_command import _Interrupts
+
+    control = Control()
+    interrupts = _Interrupts(control, speaks=False)
+    with interrupts.polled():
+        interrupts._handle(signal.SIGTERM, None)
+    assert control.stopped and interrupts.signal_name == "SIGTERM"
+    with pytest.raises(Abort) as raised:
+        interrupts._handle(signal.SIGINT, None)
+    assert raised.value.exit_code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM during start-up" in str(raised.value)
+
+
 def _image_folder(folder: Path, n: int) -> None:
     from PIL import Image
 
