@@ -78,6 +78,7 @@ class RunController(QObject):
         from ganstudio.engine import Control  # light: no torch import
 
         self.control = Control()
+        self.eta = None  # until the worker says training has begun (its RunInfo)
         if paused:
             self.control.pause()
         if self._can_resume(config):
@@ -129,7 +130,12 @@ class RunController(QObject):
     def stop(self) -> None:
         if self.busy:
             self.control.stop()
-            self.w.log.add("stopping: finishing the step and saving a checkpoint")
+            self.w.log.add(f"stopping{self._what_stopping_does()}")
+
+    def _what_stopping_does(self) -> str:
+        if self.following is None and self.eta is None:  # still reading data or building the networks
+            return " the start-up: nothing has been trained, so nothing is saved"
+        return ": finishing the step and saving a checkpoint"
 
     @Slot()
     def sample_now(self) -> None:
@@ -157,8 +163,8 @@ class RunController(QObject):
         if self.following is not None:
             self.following.leave()  # a followed run goes on in its own process
         if self.session is not None and self.busy:
-            self.w.status.showMessage("stopping training and saving a checkpoint…")
-            self.w.log.add("closing: finishing the step and saving a checkpoint")
+            self.w.status.showMessage(f"stopping{self._what_stopping_does()}…")
+            self.w.log.add(f"closing{self._what_stopping_does()}")
         if self.session is not None and not self.session.stop():
             self.w.log.add("training did not stop within a minute; closing without waiting for it", "error")
 

@@ -15,6 +15,7 @@ import weakref
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer
+from shiboken6 import Shiboken
 
 _threads: weakref.WeakSet[QThread] = weakref.WeakSet()
 _abandoned: list[QThread] = []  # strong references: a QThread destroyed while running aborts the process
@@ -228,8 +229,9 @@ def _release_collector(*_args) -> None:
     global _collector, _collector_owners
     _collector_owners -= 1
     if _collector_owners == 0 and _collector is not None:
-        _collector.stop()
-        _collector.deleteLater()
-        _collector = None
+        timer, _collector = _collector, None
+        if Shiboken.isValid(timer):  # at the interpreter's exit, shiboken may have deleted it before the window
+            timer.stop()
+            timer.deleteLater()
         if _collector_restores:  # no collection here: this runs inside the window's destructor
             gc.enable()

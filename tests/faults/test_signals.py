@@ -81,7 +81,7 @@ def test_signal_during_startup_exits_cleanly_without_writing(train, tmp_path, si
     assert not run.exists()
 
 
-# the same CLI, with the networks' build slowed to 3 s (after the data is read) and a file marking its start
+# the same CLI, with the networks' build slowed to 2 s (after the data is read) and a file marking its start
 SLOW_BUILD = """
 import sys, time
 from pathlib import Path
@@ -89,7 +89,7 @@ import ganstudio.engine.trainer as trainer
 marker, original = Path(sys.argv[1]), trainer.build_state
 def slow(*args, **kwargs):
     marker.touch()
-    time.sleep(3)
+    time.sleep(2)
     return original(*args, **kwargs)
 trainer.build_state = slow
 from ganstudio.cli import main

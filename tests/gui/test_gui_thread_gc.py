@@ -53,3 +53,21 @@ def test_with_a_window_open_qt_garbage_is_collected_on_the_gui_thread_only(qtbot
         window.close()
         window.deleteLater()  # not qtbot.addWidget: its teardown would close a deleted window
     qtbot.waitUntil(gc.isenabled, timeout=5_000)  # the last window gone: Python's own collection again
+
+
+def test_a_collector_timer_deleted_first_still_lets_the_last_window_restore_collection(qtbot, tmp_path):
+    """At the interpreter's exit shiboken may delete the timer before the window: closing the studio then
+    printed a RuntimeError traceback ("Internal C++ object (QTimer) already deleted") and never restored
+    Python's own collection."""
+    from shiboken6 import Shiboken
+
+    from ganstudio.gui import threads
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), runs_root=tmp_path / "runs")
+    timer = threads._collector
+    assert timer is not None and not gc.isenabled()
+    Shiboken.delete(timer)
+    window.close()
+    window.deleteLater()
+    qtbot.waitUntil(gc.isenabled, timeout=5_000)
+    assert threads.collector_owners() == 0 and threads._collector is None

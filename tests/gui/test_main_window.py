@@ -91,6 +91,7 @@ def test_start_pause_step_resume_stop(qtbot, window, artifacts_dir):
     assert window.plots.marker_count() >= 2  # paused, resumed
 
     _trigger(window, "stop")
+    assert "stopping: finishing the step and saving a checkpoint" in window.log.toPlainText()
     qtbot.waitUntil(lambda: window.status.state == "stopped", timeout=60_000)
     assert not window.run.busy and not window.run.session.thread.isRunning()
     last = RunDir(window.run.run_dir).last_checkpoint
@@ -190,6 +191,9 @@ def test_a_download_at_the_start_is_said_and_stop_answers_at_once(qtbot, window,
         assert window.status.currentMessage() == "downloading torchvision:KMNIST…"
         stopped = time.monotonic()
         _trigger(window, "stop")
+        said = window.log.toPlainText()  # nothing was trained: no promise of a checkpoint
+        assert "stopping the start-up: nothing has been trained, so nothing is saved" in said
+        assert "saving a checkpoint" not in said
         qtbot.waitUntil(lambda: window.status.state == "stopped" and not window.run.busy, timeout=10_000)
         assert time.monotonic() - stopped < 5 and not release.is_set()  # the download is still under way
         assert window.findChild(QMessageBox, "error_box") is None  # a stop, not a failure
