@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ FORMAT = 1  # bump when the pixels or the layout change: every older cache is th
 # What else shapes the pixels; part of the key and the index, so a change to it is a new format too
 POLICY = "exif-upright, alpha-on-white, shorter-side antialiased bilinear, centre-crop"
 _CHUNK_BYTES = 64 * 2 ** 20  # decoded images held in memory at once while building (64 MiB)
+_PROGRESS_EVERY = 0.1  # seconds between two progress(done, total) calls while building
 Progress = Callable[[int, int], None] | None  # progress(files_done, files_total), e.g. for a status bar
 
 
@@ -184,25 +186,33 @@ def _build(source: FileSource, folder: Path, key: str, listing: list[list], canc
 def _decode_into(f, source: FileSource, cancelled: CancelCheck, progress: Progress
                  ) -> tuple[list[int], list[decode.SkippedImage]]:
     """Decode the files in chunks of about 64 MiB and append the readable ones' pixels to ``f``; the
-    memory held is one chunk's, whatever the folder's size."""
+    memory held is one chunk's, whatever the folder's size. ``progress`` hears of each file as it is
+    done, at most every ``_PROGRESS_EVERY`` seconds, and of the last one always (a chunk of small images
+    is thousands of files: seconds of decoding)."""
     from tqdm import tqdm
 
     paths, n = source.paths, len(source.paths)
     per_chunk = max(1, _CHUNK_BYTES // int(np.prod(_row_shape(source))))
     kept: list[int] = []
     skipped: list[decode.SkippedImage] = []
+    said, start = time.monotonic(), 0
+
+    def done(k: int) -> None:  # the first k files of the chunk from ``start`` are done
+        nonlocal said
+        bar.update(1)
+        if progress is not None and (start + k == n or time.monotonic() - said >= _PROGRESS_EVERY):
+            said = time.monotonic()
+            progress(start + k, n)
+
     with tqdm(total=n, desc=f"preparing {source.where}", unit="img") as bar:  # tqdm writes to stderr
         for start in range(0, n, per_chunk):
             check_cancelled(cancelled, f"decoding {source.where} ({start} of {n} files done)")
             images, kept_here, skipped_here = decode.decode_files(
                 paths[start:start + per_chunk], source.size, source.channels, cancelled=cancelled,
-                where=source.where)
+                where=source.where, done=done)
             f.write(memoryview(images.contiguous().numpy()).cast("B"))  # ENOSPC raises OSError here
             kept += [start + i for i in kept_here]
             skipped += skipped_here
-            bar.update(min(per_chunk, n - start))
-            if progress is not None:
-                progress(min(start + per_chunk, n), n)
     return kept, skipped
 
 

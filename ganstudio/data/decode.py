@@ -11,7 +11,7 @@ import stat
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -213,13 +213,15 @@ def check_header(path: Path) -> None:
 
 
 def decode_files(paths: Sequence[Path], size: int, channels: int, progress: bool = False,
-                 cancelled: CancelCheck = None, where: str = "images"
+                 cancelled: CancelCheck = None, where: str = "images",
+                 done: Callable[[int], None] | None = None
                  ) -> tuple[torch.Tensor, list[int], list[SkippedImage]]:
     """Decode many files on a thread pool (PIL releases the GIL while decoding).
 
     Returns uint8 (M, C, size, size) for the M readable files, their indices into ``paths``, and the
     skipped files. Decodes straight into one preallocated tensor, so the peak memory is the result's.
     Raises :class:`Cancelled` within about one file's decode of ``cancelled()`` turning true.
+    ``done(k)``: called on this thread as the first k files are done (decoded or skipped), in order.
     """
     out = torch.empty((len(paths), channels, size, size), dtype=torch.uint8)
     stop = threading.Event()  # cancelled() is the caller's; only this thread calls it, the pool reads this
@@ -243,6 +245,8 @@ def decode_files(paths: Sequence[Path], size: int, channels: int, progress: bool
         for result in ordered:  # in order: waits for one file at a time, then asks once per file
             check_cancelled(cancelled, f"decoding {where} ({len(results)} of {len(paths)} files done)")
             results.append(result)
+            if done is not None:
+                done(len(results))
     finally:
         stop.set()  # the queued files return at once; shutdown then waits only for those mid-decode
         pool.shutdown(wait=True, cancel_futures=True)

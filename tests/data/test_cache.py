@@ -215,12 +215,29 @@ def test_a_kill_during_the_build_leaves_no_valid_cache_and_no_temp_file(tmp_path
 def test_a_cancel_during_the_build_leaves_nothing(tmp_path, monkeypatch):
     imgs = folder(tmp_path / "imgs", 40)
     monkeypatch.setattr(cache, "_CHUNK_BYTES", 10 * 3 * 32 * 32)  # 10 images per chunk
+    monkeypatch.setattr(cache, "_PROGRESS_EVERY", 0)  # every file's progress
     done = []
     with pytest.raises(Cancelled, match="decoding"):
         build_batches(config(imgs), batch_size=2, device="cpu", seed=0,
-                      cancelled=lambda: len(done) >= 2, progress=lambda n, total: done.append((n, total)))
-    assert done == [(10, 40), (20, 40)]
+                      cancelled=lambda: len(done) >= 12, progress=lambda n, total: done.append((n, total)))
+    assert done == [(k, 40) for k in range(1, 13)]  # into the second chunk
     assert prepared_files() == []
+
+
+def test_the_build_says_its_progress_within_a_chunk_and_always_its_end(tmp_path, monkeypatch):
+    """A chunk of small images is thousands of files (seconds): progress comes as files are done, in
+    order, at most every _PROGRESS_EVERY seconds, and the last file's always."""
+    imgs = folder(tmp_path / "imgs", 30)
+    monkeypatch.setattr(cache, "_PROGRESS_EVERY", 0)
+    done = []
+    build_batches(config(imgs), batch_size=2, device="cpu", seed=0, progress=lambda n, total: done.append((n, total)))
+    assert done == [(k, 30) for k in range(1, 31)]  # one chunk, every file
+
+    monkeypatch.setattr(cache, "_PROGRESS_EVERY", 3600)
+    done.clear()
+    build_batches(config(folder(tmp_path / "more", 30)), batch_size=2, device="cpu", seed=0,
+                  progress=lambda n, total: done.append((n, total)))
+    assert done == [(30, 30)]  # none in between, the end all the same
 
 
 def test_an_unwritable_cache_folder_is_one_clear_line_or_a_fallback(tmp_path, monkeypatch):
