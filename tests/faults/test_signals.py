@@ -13,20 +13,26 @@ import pytest
 import torch
 from processes import TINY, checkpoint_step, logged_steps, tensors
 
-# the same CLI, with each image's decode slowed to 50 ms, and a file that appears once decoding has begun
-SLOW_START = """
+
+def _slowed(module: str, name: str, seconds: float) -> str:
+    """The same CLI, with ``module.name`` slowed by ``seconds`` a call, touching the file argv[1] first."""
+    return f"""
 import sys, time
 from pathlib import Path
-import ganstudio.data.decode as decode
-marker, original = Path(sys.argv[1]), decode.decode_file
+import {module} as target
+marker, original = Path(sys.argv[1]), target.{name}
 def slow(*args, **kwargs):
     marker.touch()
-    time.sleep(0.05)
+    time.sleep({seconds})
     return original(*args, **kwargs)
-decode.decode_file = slow
+target.{name} = slow
 from ganstudio.cli import main
 sys.exit(main(["train", *sys.argv[2:]]))
 """
+
+
+SLOW_START = _slowed("ganstudio.data.decode", "decode_file", 0.05)  # each image's decode, once decoding began
+SLOW_BUILD = _slowed("ganstudio.engine.trainer", "build_state", 2)  # the networks' build, after the data
 
 
 # --- the first signal: finish the step, save, exit 0 ------------------------------------------------------
@@ -81,20 +87,6 @@ def test_signal_during_startup_exits_cleanly_without_writing(train, tmp_path, si
     assert not run.exists()
 
 
-# the same CLI, with the networks' build slowed to 2 s (after the data is read) and a file marking its start
-SLOW_BUILD = """
-import sys, time
-from pathlib import Path
-import ganstudio.engine.trainer as trainer
-marker, original = Path(sys.argv[1]), trainer.build_state
-def slow(*args, **kwargs):
-    marker.touch()
-    time.sleep(2)
-    return original(*args, **kwargs)
-trainer.build_state = slow
-from ganstudio.cli import main
-sys.exit(main(["train", *sys.argv[2:]]))
-"""
 
 
 def test_signal_while_the_networks_are_built_exits_cleanly_without_writing(train, tmp_path):
