@@ -247,6 +247,16 @@ class Following(QObject):
         self.c.update_actions()
 
 
+def unreadable_config(folder: Path, err: Exception) -> tuple[str, str]:
+    """The dialog's title and text for a run folder whose config.toml cannot be read: missing (not a run
+    folder, or one whose writer has not written it yet), or written by a newer ganstudio (an unknown field)."""
+    if not (folder / "config.toml").exists():
+        return "Not a run folder", f"{folder} has no config.toml (yet):\n{err}"
+    newer = ("\nA newer ganstudio may have written it: open the run with that version, or upgrade this one."
+             if "unknown field" in str(err) else "")
+    return "Cannot read the run's settings", f"{folder / 'config.toml'} cannot be read here:\n{err}{newer}"
+
+
 def follow_run(controller, folder: Path) -> bool:
     """Show a run another process writes, live; False (after a dialog) when its config cannot be read."""
     from ganstudio.config import ConfigError, RunConfig
@@ -255,7 +265,7 @@ def follow_run(controller, folder: Path) -> bool:
     try:
         config = RunConfig.load(Path(folder) / "config.toml")
     except ConfigError as err:
-        controller.w.show_error("Not a run folder", f"{folder} has no readable config.toml (yet):\n{err}")
+        controller.w.show_error(*unreadable_config(Path(folder), err))
         return False
     w = controller.w
     controller.run_dir, controller.run_config, controller.last_row, controller.eta = Path(folder), config, None, None

@@ -174,7 +174,7 @@ class RunController(QObject):
         changes, so a folder that cannot be read leaves the window as it was, with a dialog saying why.
         Damaged metrics rows are skipped (and counted in the log); the rest of the run opens."""
         from ganstudio.engine.rundir import RunDir
-        from ganstudio.gui.follow import follow_run, writer_elsewhere
+        from ganstudio.gui.follow import follow_run, unreadable_config, writer_elsewhere
 
         if self.following is not None:
             self.following.leave()
@@ -192,7 +192,7 @@ class RunController(QObject):
             grids = run.sample_index()
             resumable = run.last_checkpoint.is_file()
         except ConfigError as err:
-            self.w.show_error("Not a run folder", f"{folder} has no readable config.toml:\n{err}")
+            self.w.show_error(*unreadable_config(run.path, err))
             return
         except (OSError, ValueError) as err:  # unreadable files (permissions, a folder in place of a file)
             self.w.show_error("Cannot open the run", f"{folder} could not be read:\n{err}")

@@ -135,6 +135,8 @@ UNREADABLE = {
     "config.toml: a folder": lambda run: (run.config_path.unlink(), run.config_path.mkdir()),
     "config.toml: a bad value": lambda run: run.config_path.write_text("[train]\nbatch_size = true\n"),
     "metrics.jsonl: a folder": lambda run: (run.metrics_path.unlink(), run.metrics_path.mkdir()),
+    "config.toml: a field of a newer version": lambda run: run.config_path.write_text(
+        run.config_path.read_text().replace("[train]\n", "[train]\nnew_knob = 3\n", 1)),
 }
 
 
@@ -151,3 +153,21 @@ def test_an_unreadable_run_folder_leaves_the_window_as_it_was(window, run, train
     assert window.run.run_dir == first.path
     assert window.form.config() == config and window.plots.point_count() == points
     assert str(run.path) in window.log.toPlainText()
+
+
+@pytest.mark.parametrize(("damage", "title", "said"), [
+    ("no config.toml", "Not a run folder", "has no config.toml (yet)"),
+    ("config.toml: a field of a newer version", "Cannot read the run's settings",
+     "train.new_knob: unknown field"),
+    ("config.toml: a bad value", "Cannot read the run's settings", "train.batch_size"),
+])
+def test_the_dialog_says_why_the_settings_cannot_be_read(window, run, damage, title, said):
+    """Not "Not a run folder" for a folder that is one: a config.toml this version cannot read says so, and
+    an unknown field (a newer ganstudio's) says which version can open it."""
+    from PySide6.QtWidgets import QMessageBox
+
+    UNREADABLE[damage](run)
+    window.run.open_run(run.path)
+    box = next(box for box in window.findChildren(QMessageBox, "error_box") if box.isVisible())
+    assert box.windowTitle() == title and said in box.text()
+    assert ("A newer ganstudio may have written it" in box.text()) == ("newer" in damage)
