@@ -86,7 +86,9 @@ class SignalStop:
             os._exit(128 + signum)  # the training thread may be mid-step: nothing of it may be written
         self.signal_name = name
         run = getattr(self.window, "run", None)
-        if run is not None and run.busy:
+        if run is not None and run.busy and run.starting:
+            _say(f"\nganstudio: {name}: stopping the start-up (nothing has been trained) and closing\n")
+        elif run is not None and run.busy:
             _say(f"\nganstudio: {name}: stopping training, saving a checkpoint and closing (again to abort "
                  "without saving)\n")
         else:

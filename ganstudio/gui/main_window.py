@@ -381,10 +381,11 @@ class MainWindow(QMainWindow):
                 self._closing = True
                 # the thread's end, not the worker's finished: that one may already be queued, unseen by a new slot
                 self.run.session.thread.finished.connect(self._close_when_stopped)
+                doing = "stopping the start-up" if self.run.starting else "saving a checkpoint"
                 self.run.stop()
-                self.status.showMessage("saving a checkpoint before closing…")
+                self.status.showMessage(f"{doing} before closing…")
                 self.saving = Overlay(self, "saving_overlay")
-                self.saving.show_text("Saving a checkpoint before closing…")
+                self.saving.show_text(f"{doing.capitalize()} before closing…")
             return
         self.run.shutdown()  # joins a thread that has already ended (or never started)
         self.latent.shutdown()

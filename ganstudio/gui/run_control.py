@@ -132,8 +132,13 @@ class RunController(QObject):
             self.control.stop()
             self.w.log.add(f"stopping{self._what_stopping_does()}")
 
+    @property
+    def starting(self) -> bool:
+        """Training here has not begun: the data is still read or the networks built, and a stop saves nothing."""
+        return self.following is None and self.session is not None and self.eta is None
+
     def _what_stopping_does(self) -> str:
-        if self.following is None and self.eta is None:  # still reading data or building the networks
+        if self.starting:
             return " the start-up: nothing has been trained, so nothing is saved"
         return ": finishing the step and saving a checkpoint"
 

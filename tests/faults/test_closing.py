@@ -61,6 +61,8 @@ def test_closing_during_a_slow_start_returns_at_once_and_leaves_no_thread(qtbot,
     qtbot.waitUntil(lambda: len(begun) >= 4, timeout=60_000)
     started = time.monotonic()
     window.close()  # refused until the worker has stopped (the GUI thread never waits); then it closes itself
+    assert window.status.currentMessage() == "stopping the start-up before closing…"  # nothing is saved
+    assert "stopping the start-up: nothing has been trained" in window.log.toPlainText()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
     assert time.monotonic() - started < 5, "closing waited for the decoding"
     assert not window.run.busy and not [t for t in threads.live_threads() if t.isRunning()]
@@ -116,3 +118,24 @@ def test_sigterm_closes_the_studio_and_saves_a_checkpoint(qtbot, window):
         stopper.uninstall()
     assert stopper.signal_name == "SIGTERM" and not window.isVisible() and not window.run.busy
     assert checkpoint.load(RunDir(run_dir).last_checkpoint)["step"] >= 2
+
+
+def test_sigterm_during_a_slow_start_says_nothing_is_saved_and_closes(qtbot, window, slow_folder, capfd):
+    """A signal while the data is still read closes the studio without promising a checkpoint."""
+    from ganstudio.gui.app import SignalStop
+
+    folder, begun = slow_folder
+    window.form.set_config(window.form.config().with_overrides(["data.source='folder'", f"data.path='{folder}'"]))
+    stopper = SignalStop(window)
+    try:
+        window.actions["start"].trigger()
+        qtbot.waitUntil(lambda: len(begun) >= 4, timeout=60_000)
+        timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()  # it fires while this thread waits in Qt's event loop
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+        timer.join()
+    finally:
+        stopper.uninstall()
+    said = capfd.readouterr().err
+    assert "SIGTERM: stopping the start-up (nothing has been trained) and closing" in said
+    assert "saving a checkpoint" not in said and not window.run.busy and len(begun) < 400
