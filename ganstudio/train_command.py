@@ -243,10 +243,10 @@ class _Interrupts:
 
     During start-up (reading data, building models) a signal ends the command at once: nothing has been
     trained, so nothing is saved. While the Trainer is built, which polls the stop (``polled``), the
-    handler only stops, and the build raises ``data.Cancelled`` from a point of its choosing: an exception
-    raised by a handler can land between a lock's acquire and the ``with`` that releases it, and a lock of
-    the decoding's thread pool left held hangs the exit (CI saw it once). Elsewhere in start-up it raises
-    Abort. Once training, the first one stops after the current step and saves a checkpoint, exit 0:
+    first signal only stops, and the build raises ``data.Cancelled`` from a point of its choosing: an
+    exception raised by a handler can land between a lock's acquire and the ``with`` that releases it, and a
+    lock of the decoding's thread pool left held hangs the exit (CI saw it once). Elsewhere in start-up, and
+    for a second signal, it raises Abort. Once training, the first one stops after the current step and saves a checkpoint, exit 0:
     SIGTERM is how Docker, systemd, SLURM and Kubernetes stop jobs, SIGHUP comes when the terminal closes.
     A second one raises Abort, and the loop then writes nothing (engine/loop.py saves only a whole state),
     so the last good checkpoint stays; exit 128 + the signal.
@@ -280,7 +280,7 @@ class _Interrupts:
     @contextmanager
     def polled(self):
         """While the code inside asks ``control.stopped`` often enough (the data build, once per file), a
-        signal only stops it; that code then raises ``data.Cancelled`` from a point it chose."""
+        first signal only stops it; that code then raises ``data.Cancelled`` from a point it chose."""
         self._polled = True
         try:
             yield
@@ -317,7 +317,7 @@ class _Interrupts:
             self.signal_name, self.signum = name, signum
         self.control.stop()  # also cancels a data build in progress (Trainer's cancelled)
         if not self.training:
-            if self._polled:
+            if self._polled and first:  # a second one aborts at once: a part of the build may not poll
                 return
             raise self.startup_abort()
         if first:

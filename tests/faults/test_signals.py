@@ -87,8 +87,6 @@ def test_signal_during_startup_exits_cleanly_without_writing(train, tmp_path, si
     assert not run.exists()
 
 
-
-
 def test_signal_while_the_networks_are_built_exits_cleanly_without_writing(train, tmp_path):
     """The same clear end for a signal after the data is read and before the first step: the build runs
     to its end (it does not poll), then the command ends with exit 128 + the signal, writing nothing."""
@@ -103,9 +101,9 @@ def test_signal_while_the_networks_are_built_exits_cleanly_without_writing(train
 
 
 def test_a_signal_during_the_polled_build_only_stops_and_elsewhere_raises():
-    """Where the main thread polls the stop (the Trainer's build), the handler raises nothing: an exception
-    from a handler can land inside a thread pool's lock handling and hang the exit. Elsewhere in start-up it
-    raises at once, with the first signal's exit code."""
+    """Where the main thread polls the stop (the Trainer's build), a first signal raises nothing: an
+    exception from a handler can land inside a thread pool's lock handling and hang the exit. A second one
+    there, or one elsewhere in start-up, raises at once, with the first signal's exit code."""
     from ganstudio.engine import Control
     from ganstudio.engine.control import Abort
     from ganstudio.train_command import _Interrupts
@@ -113,10 +111,15 @@ def test_a_signal_during_the_polled_build_only_stops_and_elsewhere_raises():
     control = Control()
     interrupts = _Interrupts(control, speaks=False)
     with interrupts.polled():
-        interrupts._handle(signal.SIGTERM, None)
-    assert control.stopped and interrupts.signal_name == "SIGTERM"
+        interrupts._handle(signal.SIGTERM, None)  # the build polls: nothing raised
+        assert control.stopped and interrupts.signal_name == "SIGTERM"
+        with pytest.raises(Abort) as second:  # insisting: a part of the build may not poll
+            interrupts._handle(signal.SIGINT, None)
+    assert second.value.exit_code == 128 + signal.SIGTERM
+
+    outside = _Interrupts(Control(), speaks=False)
     with pytest.raises(Abort) as raised:
-        interrupts._handle(signal.SIGINT, None)
+        outside._handle(signal.SIGTERM, None)
     assert raised.value.exit_code == 128 + signal.SIGTERM
     assert "stopped by SIGTERM during start-up" in str(raised.value)
 
