@@ -244,12 +244,12 @@ class _Interrupts:
     During start-up (reading data, building models) a signal ends the command at once: nothing has been
     trained, so nothing is saved. While the Trainer is built, which polls the stop (``polled``), the
     first signal only stops, and the build raises ``data.Cancelled`` from a point of its choosing: an
-    exception raised by a handler can land between a lock's acquire and the ``with`` that releases it, and a
-    lock of the decoding's thread pool left held hangs the exit (CI saw it once). Elsewhere in start-up, and
-    for a second signal, it raises Abort. Once training, the first one stops after the current step and saves a checkpoint, exit 0:
-    SIGTERM is how Docker, systemd, SLURM and Kubernetes stop jobs, SIGHUP comes when the terminal closes.
-    A second one raises Abort, and the loop then writes nothing (engine/loop.py saves only a whole state),
-    so the last good checkpoint stays; exit 128 + the signal.
+    exception raised by a handler can land between a lock's acquire and the ``with`` that releases it, and
+    a lock of the decoding's thread pool left held hangs the exit (CI saw it once). Elsewhere in start-up,
+    and for a second signal, it raises Abort. Once training, the first one stops after the current step
+    and saves a checkpoint, exit 0: SIGTERM is how Docker, systemd, SLURM and Kubernetes stop jobs, SIGHUP
+    comes when the terminal closes. A second one raises Abort, and the loop then writes nothing
+    (engine/loop.py saves only a whole state), so the last good checkpoint stays; exit 128 + the signal.
 
     Messages go out with os.write: a handler runs between two bytecodes of the main thread, which may be
     inside tqdm's write to stderr (a reentrant write on a buffered stream raises RuntimeError).
